@@ -1,0 +1,56 @@
+"""Where the trainer's numbers go. A logger is a sink: the trainer calls these methods and nothing
+else, and never touches TensorBoard itself.
+
+    log_config(config_yaml, hparams)          once, before step 0
+    log_step(step, loss, lr, values)          every logged step; values is the Probe's row
+    log_histograms(step, tensors)             now and then, for tensors too large for per-element
+    log_summary(step, metrics)                once, at the end (final and best loss)
+    close()                                   always, also when training fails
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol
+
+import torch
+
+from gradtrace.loggers.tensorboard import TensorBoardLogger
+
+HParams = Mapping[str, "float | int | str | bool"]
+
+
+class Logger(Protocol):
+    def log_config(self, config_yaml: str, hparams: HParams) -> None: ...
+
+    def log_step(self, step: int, loss: float, lr: float, values: torch.Tensor) -> None: ...
+
+    def log_histograms(self, step: int, tensors: Mapping[str, torch.Tensor]) -> None: ...
+
+    def log_summary(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class NullLogger:
+    """Logs nothing (logger=none): the console summary and Hydra's log file remain."""
+
+    def __init__(self, run_dir: str, columns: list[str]) -> None:
+        del run_dir, columns
+
+    def log_config(self, config_yaml: str, hparams: HParams) -> None:
+        pass
+
+    def log_step(self, step: int, loss: float, lr: float, values: torch.Tensor) -> None:
+        pass
+
+    def log_histograms(self, step: int, tensors: Mapping[str, torch.Tensor]) -> None:
+        pass
+
+    def log_summary(self, step: int, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+__all__ = ["HParams", "Logger", "NullLogger", "TensorBoardLogger"]

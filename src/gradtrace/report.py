@@ -1,0 +1,22 @@
+"""The console summary printed at the end of a run."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from gradtrace.trainer import TrainResult
+
+SHOW_PARAMETERS_UP_TO = 20  # elements; larger models are summarised by their loss alone
+
+
+def summary_lines(result: TrainResult, model: nn.Module, run_dir: str) -> list[str]:
+    lines = [
+        f"done: {result.steps} steps in {result.seconds:.2f} s",
+        f"final loss {result.final_loss:.6g}   best loss {result.best_loss:.6g}",
+    ]
+    if sum(p.numel() for p in model.parameters()) <= SHOW_PARAMETERS_UP_TO:
+        for name, p in model.named_parameters():
+            values = p.detach().cpu().flatten().tolist()
+            lines.append(f"{name} = " + ", ".join(f"{v:.6g}" for v in values))
+    lines.append(f"run folder: {run_dir}")
+    return lines
