@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from gradtrace.config import TrainConfig, validate
-from gradtrace.data import Batches, TensorData
+from gradtrace.config import ConfigError, TrainConfig, validate
+from gradtrace.data import Batch, TensorData
 from gradtrace.loggers import HParams, Logger
 from gradtrace.probe import Probe
 from gradtrace.trainer import LossFn
@@ -29,7 +30,7 @@ class Run:
     model: nn.Module
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
-    batches: Batches
+    batches: Iterator[Batch]
     probe: Probe
 
 
@@ -39,19 +40,29 @@ def build_run(cfg: DictConfig) -> Run:
     device = resolve_device(config.trainer.device)
     torch.manual_seed(config.seed)  # the model's initial values (linear, regressor)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    data: TensorData = instantiate(cfg.data)
-    model: nn.Module = instantiate(cfg.model, in_features=data.features).to(device)
-    optimizer = instantiate(cfg.optim)(model.parameters())
+    data: TensorData = _instantiate(cfg.data)
+    model: nn.Module = _instantiate(cfg.model, in_features=data.features).to(device)
+    optimizer = _instantiate(cfg.optim)(model.parameters())
     return Run(
         config=config,
         device=device,
         data=data,
         model=model,
-        loss_fn=instantiate(cfg.loss),
+        loss_fn=_instantiate(cfg.loss),
         optimizer=optimizer,
         batches=data.batches(device),
         probe=Probe(model.named_parameters(), config.trainer.log_elements_max),
     )
+
+
+def _instantiate(node: DictConfig, **kwargs: object):
+    """hydra.utils.instantiate, letting a ConfigError from a constructor through unwrapped."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, ConfigError):
+            raise error.__cause__ from None
+        raise
 
 
 def build_logger(cfg: DictConfig, run_dir: str, probe: Probe) -> Logger:

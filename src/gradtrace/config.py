@@ -46,7 +46,9 @@ class ScalarModelConfig:
 class LinearModelConfig:
     _target_: str = "gradtrace.models.Linear"
     # Initial values, shape [1, in_features] and [1]; null keeps PyTorch's own initialisation.
-    weight: Optional[list[list[float]]] = None
+    # (Nested lists are typed Any: OmegaConf would refuse the ints in [[1, 2, 3]]; the model
+    # checks shape and numbers.)
+    weight: Optional[list[Any]] = None
     bias: Optional[list[float]] = None
 
 
@@ -72,7 +74,7 @@ class PointsDataConfig:
     """Samples written out by hand: inputs [N, D], targets [N]."""
 
     _target_: str = "gradtrace.data.Points"
-    inputs: list[list[float]] = MISSING
+    inputs: list[Any] = MISSING  # rows of numbers, checked by gradtrace.data.Points
     targets: list[float] = MISSING
     batch_size: Optional[int] = None
     seed: int = II("seed")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import itertools
+from typing import Iterator, Optional
 
 import torch
 
@@ -46,33 +47,32 @@ class TensorData:
     def features(self) -> int:
         return self.inputs.shape[1]
 
-    def batches(self, device: torch.device) -> "Batches":
-        return Batches(
-            self.inputs.to(device), self.targets.to(device), self.batch_size, self.seed
-        )
+    def batches(self, device: torch.device) -> Iterator[Batch]:
+        inputs, targets = self.inputs.to(device), self.targets.to(device)
+        if self.batch_size is None:
+            return itertools.repeat((inputs, targets))  # full batch: the same tensors every step
+        return MiniBatches(inputs, targets, self.batch_size, self.seed)
 
 
-class Batches:
-    """An endless stream of batches: the whole data set each step when batch_size is None,
-    else mini-batches from a fresh seeded permutation each epoch (the last one may be short)."""
+class MiniBatches:
+    """Endless shuffled mini-batches: a fresh seeded permutation each epoch, whose last batch
+    may be short."""
 
     def __init__(
-        self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: Optional[int], seed: int
+        self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int
     ) -> None:
         self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.empty(0, dtype=torch.long)
         self.position = 0  # next index into self.order
 
-    def __iter__(self) -> "Batches":
+    def __iter__(self) -> "MiniBatches":
         return self
 
     def __next__(self) -> Batch:
-        if self.batch_size is None:
-            return self.inputs, self.targets
         if self.position >= len(self.order):
-            self.order = torch.randperm(len(self.inputs), generator=self.generator)
-            self.order = self.order.to(self.inputs.device)
+            order = torch.randperm(len(self.inputs), generator=self.generator)
+            self.order = order.to(self.inputs.device)
             self.position = 0
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
@@ -90,12 +90,14 @@ class Points(TensorData):
         batch_size: Optional[int] = None,
         seed: int = 0,
     ) -> None:
-        widths = {len(row) for row in inputs}
-        if len(widths) > 1:
+        try:
+            x = torch.tensor(inputs, dtype=torch.float32)
+        except (TypeError, ValueError) as error:
             raise ConfigError(
-                f"data.inputs must have rows of one length, got lengths {sorted(widths)}"
-            )
-        x = torch.tensor(inputs, dtype=torch.float32).reshape(len(inputs), widths.pop())
+                f"data.inputs must be rows of numbers, all of one length, got {inputs!r}"
+            ) from error
+        if x.ndim != 2:
+            raise ConfigError(f"data.inputs must be a list of rows [[...], ...], got {inputs!r}")
         y = torch.tensor(targets, dtype=torch.float32)
         super().__init__(x, y, batch_size=batch_size, seed=seed)
 

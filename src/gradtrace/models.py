@@ -65,7 +65,10 @@ class Regressor(nn.Module):
 
 
 def _tensor(key: str, values: list, shape: tuple[int, ...]) -> torch.Tensor:
-    tensor = torch.tensor(values, dtype=torch.float32)
+    try:
+        tensor = torch.tensor(values, dtype=torch.float32)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{key} must be a nested list of numbers, got {values!r}") from error
     if tuple(tensor.shape) != shape:
         raise ConfigError(
             f"{key} must have shape {list(shape)} to match the data's features, "

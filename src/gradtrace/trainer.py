@@ -71,21 +71,22 @@ def train(
             values = probe.read()
             if step % log_every_steps == 0:
                 logger.log_step(step, loss_value, optimizer.param_groups[0]["lr"], values)
-            if not (math.isfinite(loss_value) and probe.all_finite(values)):
+            if not probe.all_finite(loss_value, values):
                 raise NonFiniteError(_describe_nonfinite(step, loss_value, probe, values))
             if probe.large and step % histogram_every_steps == 0:
                 logger.log_histograms(step, probe.histograms())
 
             optimizer.step()
 
-            best_loss = min(best_loss, loss_value)
+            if loss_value < best_loss:
+                best_loss = loss_value
             bar.update()
             if step % report_every == 0 or step == steps - 1:
                 log.info("step %d/%d  loss %.6g", step, steps, loss_value)
     return TrainResult(loss_value, best_loss, steps, time.perf_counter() - start)
 
 
-def _describe_nonfinite(step: int, loss: float, probe: Probe, values: torch.Tensor) -> str:
+def _describe_nonfinite(step: int, loss: float, probe: Probe, values: list[float]) -> str:
     bad = {"loss": loss} if not math.isfinite(loss) else {}
     bad.update(probe.nonfinite(values))
     shown = ", ".join(f"{name} = {value}" for name, value in list(bad.items())[:5])

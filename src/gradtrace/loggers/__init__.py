@@ -22,7 +22,7 @@ HParams = Mapping[str, "float | int | str | bool"]
 class Logger(Protocol):
     def log_config(self, config_yaml: str, hparams: HParams) -> None: ...
 
-    def log_step(self, step: int, loss: float, lr: float, values: torch.Tensor) -> None: ...
+    def log_step(self, step: int, loss: float, lr: float, values: list[float]) -> None: ...
 
     def log_histograms(self, step: int, tensors: Mapping[str, torch.Tensor]) -> None: ...
 
@@ -40,7 +40,7 @@ class NullLogger:
     def log_config(self, config_yaml: str, hparams: HParams) -> None:
         pass
 
-    def log_step(self, step: int, loss: float, lr: float, values: torch.Tensor) -> None:
+    def log_step(self, step: int, loss: float, lr: float, values: list[float]) -> None:
         pass
 
     def log_histograms(self, step: int, tensors: Mapping[str, torch.Tensor]) -> None:

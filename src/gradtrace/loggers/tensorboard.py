@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import summary_v2 as hp
-from torch.utils.tensorboard.summary import histogram, text as text_summary
+from tensorboard.plugins.text.summary_v2 import text_pb
+from torch.utils.tensorboard.summary import histogram
 
 from gradtrace.loggers.events import EventFileWriter, ScalarBlockEncoder
 
@@ -36,34 +37,24 @@ class TensorBoardLogger:
         self.encoder = ScalarBlockEncoder(FIXED_TAGS + list(columns))
         self.grad_columns = [i for i, c in enumerate(columns) if c.startswith("grad")]
         self.flush_every_secs = flush_every_secs
-        self._last_flush = time.monotonic()
-        self._steps: list[int] = []
-        self._wall_times: list[float] = []
-        self._losses: list[float] = []
-        self._lrs: list[float] = []
-        self._rows: list[torch.Tensor] = []
+        self._last_flush = time.time()
+        self._pending: list[tuple[int, float, float, float, list[float]]] = []
 
     def log_config(self, config_yaml: str, hparams: Mapping[str, float | int | str | bool]):
         # Four-space indent: TensorBoard's text dashboard renders Markdown, this as code.
         markdown = "\n".join("    " + line for line in config_yaml.splitlines())
-        self.writer.write_summary(text_summary("config", markdown), step=0)
+        self.writer.write_summary(text_pb("config", markdown), step=0)
         metrics = [hp.Metric("loss/final"), hp.Metric("loss/best")]
         config = hp.hparams_config_pb(hparams=[hp.HParam(k) for k in hparams], metrics=metrics)
         self.writer.write_summary(config, step=0)
         self.writer.write_summary(hp.hparams_pb(dict(hparams)), step=0)
         self.writer.flush()
 
-    def log_step(self, step: int, loss: float, lr: float, values: torch.Tensor) -> None:
-        # The hot path: append and return; encoding happens in blocks in flush().
-        self._steps.append(step)
-        self._wall_times.append(time.time())
-        self._losses.append(loss)
-        self._lrs.append(lr)
-        self._rows.append(values)
-        if (
-            len(self._steps) >= FLUSH_EVERY_STEPS
-            or time.monotonic() - self._last_flush > self.flush_every_secs
-        ):
+    def log_step(self, step: int, loss: float, lr: float, values: list[float]) -> None:
+        # The hot path: one append; encoding happens a block at a time in flush().
+        now = time.time()
+        self._pending.append((step, now, loss, lr, values))
+        if len(self._pending) >= FLUSH_EVERY_STEPS or now - self._last_flush > self.flush_every_secs:
             self.flush()
 
     def log_histograms(self, step: int, tensors: Mapping[str, torch.Tensor]) -> None:
@@ -78,20 +69,18 @@ class TensorBoardLogger:
         self.writer.flush()
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
-        if not self._steps:
+        self._last_flush = time.time()
+        if not self._pending:
             return
-        rows = torch.stack(self._rows).cpu().numpy().astype(np.float64)  # [N, columns]
+        steps, wall_times, losses, lrs, rows = zip(*self._pending)
+        rows = np.array(rows, dtype=np.float64).reshape(len(steps), -1)  # [N, columns]
         grad_norm = np.sqrt(np.square(rows[:, self.grad_columns]).sum(axis=1))
-        values = np.column_stack([self._losses, self._lrs, grad_norm, rows])
+        values = np.column_stack([losses, lrs, grad_norm, rows])
         self.writer.write_records(
-            self.encoder.encode(
-                np.array(self._steps, dtype=np.int64), np.array(self._wall_times), values
-            )
+            self.encoder.encode(np.array(steps, dtype=np.int64), np.array(wall_times), values)
         )
         self.writer.flush()
-        for buffer in (self._steps, self._wall_times, self._losses, self._lrs, self._rows):
-            buffer.clear()
+        self._pending.clear()
 
     def close(self) -> None:
         try:
