@@ -1,0 +1,66 @@
+"""Shared helpers: compose the real configs, run the real CLI, read event files back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gradtrace.config import register
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+TRAIN_SCRIPT = REPO / "scripts" / "train.py"
+
+register()
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """The config `python scripts/train.py OVERRIDES` would run with."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run scripts/train.py in a subprocess from `cwd`, so its outputs/ lands there."""
+    return subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_dirs(cwd: Path) -> list[Path]:
+    """Every run folder under cwd/outputs (single runs and sweep jobs)."""
+    return sorted(p.parent for p in (cwd / "outputs").rglob(".hydra"))
+
+
+def event_accumulator(run_dir: Path) -> EventAccumulator:
+    """TensorBoard's own reader, keeping every point."""
+    accumulator = EventAccumulator(
+        str(run_dir), size_guidance={"scalars": 0, "tensors": 0, "histograms": 0, "images": 0}
+    )
+    accumulator.Reload()
+    return accumulator
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series of a run: tag -> [(step, value), ...]."""
+    accumulator = event_accumulator(run_dir)
+    return {
+        tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
+        for tag in accumulator.Tags()["scalars"]
+    }
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """`cli(*args)` runs the real CLI inside tmp_path."""
+    return lambda *args, **kw: run_cli(tmp_path, *args, **kw)
