@@ -1,13 +1,18 @@
 """Trainer vs. a bare hand-written PyTorch loop: median microseconds per step and the ratio.
 
-    python scripts/bench.py [--steps 2000] [--repeats 7]
+    python scripts/bench.py [--steps 2000] [--repeats 7] [--insight]
 
 For each worked example the same model, data and loss run three ways, interleaved in one process
 so that machine noise hits all three alike:
   bare      zero_grad / forward / loss / backward / torch.optim.SGD step, nothing else
   trainer   gradtrace's train() with logger=none (NaN checks and the progress bar included)
   logged    train() writing loss, lr, grad norm and every parameter and gradient element, every
-            step, to a TensorBoard event file (flush and close included in the time)
+            step, to a TensorBoard event file (flush and close included in the time), and keeping
+            the trajectory for the landscape picture, as a default run does
+
+--insight adds the cost of gradient insight, each used only when asked for or once per run:
+one gradient check (trainer.grad_check), one explained step (trainer.explain_steps), and the
+landscape picture's losses and drawing, in milliseconds next to the trainer's step.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from hydra import compose, initialize_config_dir
 
 from gradtrace.build import build_logger, build_run
 from gradtrace.config import register
+from gradtrace.insight.picture import draw
+from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import NullLogger
 from gradtrace.trainer import train
 
@@ -48,12 +55,12 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path) -> dict
     lr = run.optimizer.param_groups[0]["lr"]
     times: dict[str, list[float]] = {"bare": [], "trainer": [], "logged": []}
 
-    def timed_train(logger) -> float:
+    def timed_train(logger, trajectory: Trajectory | None = None) -> float:
         run.model.load_state_dict(initial)
         start = time.perf_counter()
         train(
             model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-            probe=run.probe, logger=logger, steps=steps,
+            probe=run.probe, logger=logger, steps=steps, trajectory=trajectory,
         )
         logger.close()
         return time.perf_counter() - start
@@ -66,8 +73,46 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path) -> dict
         times["bare"].append(time.perf_counter() - start)
         times["trainer"].append(timed_train(NullLogger("", [])))
         logger = build_logger(cfg, str(out_dir / f"{example}-{repeat}"), run.probe)
-        times["logged"].append(timed_train(logger))
+        trajectory = Trajectory(run.probe.columns) if run.trajectory is not None else None
+        times["logged"].append(timed_train(logger, trajectory))
     return {name: statistics.median(t) / steps * 1e6 for name, t in times.items()}
+
+
+def bench_insight(example: str, repeats: int) -> dict[str, float]:
+    """Median milliseconds of one gradient check, one explained step (the optimiser's step
+    included), and the landscape's losses and picture after a 100-step run."""
+    overrides = [f"model={example}", "trainer.grad_check.every_steps=1", "trainer.explain_steps=1"]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    run = build_run(cfg)
+    train(
+        model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
+        probe=run.probe, logger=NullLogger("", []), steps=100, trajectory=run.trajectory,
+    )  # a real path for the landscape
+    inputs, targets = next(run.batches)
+    state = copy.deepcopy(run.model.state_dict())
+    times: dict[str, list[float]] = {"grad check": [], "explained step": [], "landscape": [],
+                                     "picture": []}
+    for _ in range(repeats):
+        run.optimizer.zero_grad()
+        loss = run.loss_fn(run.model(inputs), targets)
+        loss.backward()
+        start = time.perf_counter()
+        run.grad_check.check(0, inputs, targets)
+        times["grad check"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        before = run.explainer.before_step(loss.item())
+        run.optimizer.step()
+        run.explainer.after_step(0, before, inputs, targets)
+        times["explained step"].append(time.perf_counter() - start)
+        run.model.load_state_dict(state)
+        start = time.perf_counter()
+        data = run.landscape.compute(run.trajectory)
+        times["landscape"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        draw(data)
+        times["picture"].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
 def main() -> None:
@@ -75,6 +120,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--examples", nargs="+", default=["scalar", "linear", "regressor"])
+    parser.add_argument("--insight", action="store_true", help="also time gradient insight")
     args = parser.parse_args()
     register()
     logging.basicConfig(level=logging.WARNING)
@@ -82,11 +128,23 @@ def main() -> None:
           f"{args.steps} steps x {args.repeats} repeats, medians in microseconds per step")
     print(f"{'example':<10} {'bare':>8} {'trainer':>8} {'logged':>8} {'trainer/bare':>13} "
           f"{'logged/bare':>12}")
+    step_ms: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for example in args.examples:
             t = bench_example(example, args.steps, args.repeats, Path(tmp))
             print(f"{example:<10} {t['bare']:8.1f} {t['trainer']:8.1f} {t['logged']:8.1f} "
                   f"{t['trainer'] / t['bare']:12.3f}x {t['logged'] / t['bare']:11.3f}x")
+            step_ms[example] = t["trainer"] / 1e3
+    if args.insight:
+        print(f"\ngradient insight, medians in milliseconds (x: in trainer steps)")
+        print(f"{'example':<10} {'grad check':>16} {'explained step':>16} {'landscape':>10} "
+              f"{'picture':>8}")
+        for example in args.examples:
+            t = bench_insight(example, args.repeats)
+            check, explain = t["grad check"], t["explained step"]
+            print(f"{example:<10} {check:7.2f} ({check / step_ms[example]:5.0f}x) "
+                  f"{explain:7.2f} ({explain / step_ms[example]:5.0f}x) "
+                  f"{t['landscape']:10.1f} {t['picture']:8.1f}")
 
 
 if __name__ == "__main__":

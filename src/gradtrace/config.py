@@ -180,6 +180,36 @@ class ManualSGDConfig:
 
 
 @dataclass
+class GradCheckConfig:
+    """trainer.grad_check: autograd vs. finite differences and closed forms (gradtrace.insight)."""
+
+    every_steps: int = 0  # check at steps 0, every_steps, 2 * every_steps, ...; 0: never
+    # An element fails when |autograd - reference| > abs_tolerance + tolerance * |reference|.
+    tolerance: float = 1e-3
+    abs_tolerance: float = 1e-5
+    step_size: float = 1e-6  # h of the central differences, in parameter units (float64)
+    strict: bool = False  # a failure stops the run (exit code 4); otherwise a warning
+
+    def __post_init__(self) -> None:
+        require(
+            self.every_steps >= 0,
+            "trainer.grad_check.every_steps",
+            self.every_steps,
+            "an integer >= 0 (0: off)",
+        )
+        for key in ("tolerance", "step_size"):
+            value = getattr(self, key)
+            allowed = "a finite number > 0"
+            require(_finite(value) and value > 0, f"trainer.grad_check.{key}", value, allowed)
+        require(
+            _finite(self.abs_tolerance) and self.abs_tolerance >= 0,
+            "trainer.grad_check.abs_tolerance",
+            self.abs_tolerance,
+            "a finite number >= 0",
+        )
+
+
+@dataclass
 class TrainerConfig:
     steps: int = 100
     log_every_steps: int = 1
@@ -188,9 +218,24 @@ class TrainerConfig:
     log_elements_max: int = 64
     histogram_every_steps: int = 100
     device: str = "auto"  # auto: CUDA when present, else CPU
+    # torch CPU threads. null: torch's default, or, under a launcher that runs jobs side by side
+    # (joblib, submitit), the cores shared out so that jobs x threads <= cores.
+    threads: Optional[int] = None
+    grad_check: GradCheckConfig = field(default_factory=GradCheckConfig)
+    # Print (and log as text) a table of every parameter element's update for the first K steps.
+    explain_steps: int = 0
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "trainer.steps", self.steps, "an integer >= 1")
+        require(
+            self.explain_steps >= 0, "trainer.explain_steps", self.explain_steps, "an integer >= 0"
+        )
+        require(
+            self.threads is None or self.threads >= 1,
+            "trainer.threads",
+            self.threads,
+            "null (automatic) or an integer >= 1",
+        )
         for key in ("log_every_steps", "histogram_every_steps"):
             value = getattr(self, key)
             require(value >= 1, f"trainer.{key}", value, "an integer >= 1")
@@ -228,6 +273,43 @@ class NoLoggerConfig:
     _target_: str = "gradtrace.loggers.NullLogger"
 
 
+# --- landscape -------------------------------------------------------------------------------
+
+
+@dataclass
+class LandscapeConfig:
+    """The loss-landscape picture drawn after training (gradtrace.insight.landscape)."""
+
+    # Drawn when every parameter element is logged (tensors of at most trainer.log_elements_max
+    # elements), as for the worked examples; other runs skip it with a line saying why.
+    enabled: bool = True
+    resolution: int = 41  # grid points per axis: the cost is resolution**2 losses on all samples
+    # Two parameter elements as the slice's axes, e.g. ["weight[0,2]", "bias[0]"]; null: the
+    # model's elements when it has one or two, else two random directions normalised per tensor.
+    axes: Optional[list[str]] = None
+    margin: float = 0.25  # added on each side of the trajectory, as a fraction of its extent
+
+    def __post_init__(self) -> None:
+        require(
+            3 <= self.resolution <= 401,
+            "landscape.resolution",
+            self.resolution,
+            "an integer in [3, 401]",
+        )
+        require(
+            _finite(self.margin) and self.margin >= 0,
+            "landscape.margin",
+            self.margin,
+            "a finite number >= 0",
+        )
+        require(
+            self.axes is None or len(self.axes) == 2,
+            "landscape.axes",
+            self.axes if self.axes is None else list(self.axes),
+            'null or two parameter elements, e.g. ["weight[0,2]","bias[0]"]',
+        )
+
+
 # --- the whole run ---------------------------------------------------------------------------
 
 
@@ -239,6 +321,7 @@ class TrainConfig:
     optim: Any = MISSING
     trainer: TrainerConfig = MISSING
     logger: Any = MISSING
+    landscape: LandscapeConfig = MISSING
     seed: int = 0
 
 
@@ -253,7 +336,24 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "optim": {"sgd": SGDConfig, "adam": AdamConfig, "manual": ManualSGDConfig},
     "trainer": {"trainer": TrainerConfig},
     "logger": {"tensorboard": TensorBoardLoggerConfig, "none": NoLoggerConfig},
+    "landscape": {"landscape": LandscapeConfig},
 }
+
+
+def register_resolvers() -> None:
+    """The resolvers that run and sweep folder names use (configs/train.yaml)."""
+    if not OmegaConf.has_resolver("gradtrace.pid"):
+        # The process id keeps two runs started in the same second apart. Cached, like Hydra's
+        # `now`: a parallel launcher's worker processes resolve the sweep folder again, and must
+        # get the launching process's id from the cache Hydra copies into each job's config.
+        OmegaConf.register_new_resolver("gradtrace.pid", lambda: f"p{os.getpid()}", use_cache=True)
+        OmegaConf.register_new_resolver("gradtrace.suffix", lambda s: f"_{s}" if s else "")
+
+
+# At import, not only in register(): joblib and submitit workers unpickle the task function, which
+# imports this package, but never run scripts/train.py's `__main__` block; they resolve the job's
+# folder name before the task starts.
+register_resolvers()
 
 
 def register() -> None:
@@ -261,10 +361,7 @@ def register() -> None:
 
     Schemas are stored as `schema/<group>/<name>`, and each YAML option lists one in its defaults.
     """
-    if not OmegaConf.has_resolver("gradtrace.pid"):
-        # Run folder names: the process id keeps two runs started in the same second apart.
-        OmegaConf.register_new_resolver("gradtrace.pid", lambda: f"p{os.getpid()}")
-        OmegaConf.register_new_resolver("gradtrace.suffix", lambda s: f"_{s}" if s else "")
+    register_resolvers()
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for group, schemas in SCHEMAS.items():

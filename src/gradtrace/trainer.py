@@ -1,4 +1,8 @@
-"""The training loop: zero_grad, forward, loss, backward, log, step. All of it is in `train`."""
+"""The training loop: zero_grad, forward, loss, backward, log, step. All of it is in `train`.
+
+Gradient insight (gradtrace.insight) plugs in as optional objects called with a line or two each:
+a gradient check between backward and step, a step explanation around the step, and the
+trajectory the landscape picture draws."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -14,6 +18,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gradtrace.data import Batch
+from gradtrace.insight.explain import StepExplainer
+from gradtrace.insight.gradcheck import GradCheck
+from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import Logger
 from gradtrace.probe import Probe
 
@@ -45,12 +52,16 @@ def train(
     steps: int,
     log_every_steps: int = 1,
     histogram_every_steps: int = 100,
+    grad_check: Optional[GradCheck] = None,
+    explainer: Optional[StepExplainer] = None,
+    trajectory: Optional[Trajectory] = None,
 ) -> TrainResult:
     """Run `steps` optimiser steps and hand every `log_every_steps`-th step to `logger`.
 
     What step k logs is what step k computed with: the loss of the parameters before the k-th
     update, those parameters, and that loss's gradients. So for plain SGD the logged numbers obey
     param[k+1] = param[k] - lr * grad[k], and TensorBoard alone is enough to check an update.
+    `trajectory` keeps those logged rows for the landscape picture.
     """
     best_loss = math.inf
     loss_value = math.nan
@@ -71,12 +82,25 @@ def train(
             values = probe.read()
             if step % log_every_steps == 0:
                 logger.log_step(step, loss_value, optimizer.param_groups[0]["lr"], values)
+                if trajectory is not None:
+                    trajectory.record(step, values)
             if not probe.all_finite(loss_value, values):
                 raise NonFiniteError(_describe_nonfinite(step, loss_value, probe, values))
             if probe.large and step % histogram_every_steps == 0:
                 logger.log_histograms(step, probe.histograms())
+            if grad_check is not None and grad_check.due(step):
+                # Autograd vs. finite differences and closed forms, on a float64 copy of the model.
+                report = grad_check.check(step, inputs, targets)
+                logger.log_scalars(step, report.scalars())
+                grad_check.enforce(report)  # strict: GradCheckError names parameter and values
 
+            explaining = explainer is not None and explainer.due(step)
+            if explaining:
+                before = explainer.before_step(loss_value)  # copies: step() changes both
             optimizer.step()
+            if explaining:
+                explanation = explainer.after_step(step, before, inputs, targets)
+                logger.log_text(step, "explain", explanation.markdown())
 
             if loss_value < best_loss:
                 best_loss = loss_value

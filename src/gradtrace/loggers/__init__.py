@@ -5,6 +5,9 @@ else, and never touches TensorBoard itself.
     log_step(step, loss, lr, values)          every logged step; values is the Probe's row
     log_histograms(step, tensors)             now and then, for tensors too large for per-element
     log_summary(step, metrics)                once, at the end (final and best loss)
+    log_scalars(step, scalars)                rare extra scalars by tag (grad_check/...)
+    log_text(step, tag, markdown)             a text entry (explain: a step's table)
+    log_image(step, tag, png)                 a PNG image (landscape)
     close()                                   always, also when training fails
 """
 
@@ -28,6 +31,12 @@ class Logger(Protocol):
 
     def log_summary(self, step: int, metrics: Mapping[str, float]) -> None: ...
 
+    def log_scalars(self, step: int, scalars: Mapping[str, float]) -> None: ...
+
+    def log_text(self, step: int, tag: str, markdown: str) -> None: ...
+
+    def log_image(self, step: int, tag: str, png: bytes) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -47,6 +56,15 @@ class NullLogger:
         pass
 
     def log_summary(self, step: int, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def log_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        pass
+
+    def log_text(self, step: int, tag: str, markdown: str) -> None:
+        pass
+
+    def log_image(self, step: int, tag: str, png: bytes) -> None:
         pass
 
     def close(self) -> None:

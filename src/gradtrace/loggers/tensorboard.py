@@ -11,10 +11,14 @@ Tags (see README, "TensorBoard tags"):
     grad_norm/<name>      ... and of their gradients; histograms under param/<name>, grad/<name>
     loss/final, loss/best the HParams metrics, written once at the last step
     config                the resolved config (text); hparams: the HParams tab
+    grad_check/...        gradient-check errors at the checked steps (gradtrace.insight.gradcheck)
+    explain               a table of each of the first trainer.explain_steps steps (text)
+    landscape             the loss-landscape picture (image), at the last step
 """
 
 from __future__ import annotations
 
+import struct
 import time
 from typing import Mapping
 
@@ -66,6 +70,26 @@ class TensorBoardLogger:
         self.flush()
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in metrics.items()]
         self.writer.write_summary(Summary(value=values), step=step)
+        self.writer.flush()
+
+    def log_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
+        self.flush()  # the buffered steps first, so that events stay in step order
+        values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]
+        self.writer.write_summary(Summary(value=values), step=step)
+
+    def log_text(self, step: int, tag: str, markdown: str) -> None:
+        self.flush()
+        self.writer.write_summary(text_pb(tag, markdown), step=step)
+
+    def log_image(self, step: int, tag: str, png: bytes) -> None:
+        self.flush()
+        # The PNG header's IHDR chunk: width and height at bytes 16-24, colour type at byte 25.
+        width, height = struct.unpack(">II", png[16:24])
+        channels = {0: 1, 2: 3, 4: 2, 6: 4}.get(png[25], 4)  # grey, RGB, grey+alpha, RGBA
+        image = Summary.Image(
+            height=height, width=width, colorspace=channels, encoded_image_string=png
+        )
+        self.writer.write_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step=step)
         self.writer.flush()
 
     def flush(self) -> None:

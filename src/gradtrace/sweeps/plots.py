@@ -1,0 +1,128 @@
+"""summary.png: every job's loss curve on one plot, and, when one numeric parameter was swept,
+final loss against it (the classic learning-rate plot).
+
+Curves are read back from each job's TensorBoard event file (`loss/train`), so a failed job's
+curve shows up to the step it stopped at. Matplotlib is drawn without pyplot (no global state,
+no display needed), imported only when a summary is drawn.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gradtrace.sweeps.jobs import Job, numeric, swept_keys
+
+LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up to this many
+
+
+def loss_curve(run_dir: Path, tag: str = "loss/train") -> tuple[np.ndarray, np.ndarray]:
+    """Steps [N] and values [N] of `tag` in the run's event files; empty when it has none."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util.tensor_util import make_ndarray
+
+    points = []
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == tag:  # read back as a tensor: TensorBoard's own conversion
+                    points.append((event.step, float(make_ndarray(value.tensor))))
+    points.sort(key=lambda point: point[0])
+    return np.array([p[0] for p in points]), np.array([p[1] for p in points])
+
+
+def _set_scale(ax, axis: str, values: np.ndarray) -> bool:
+    """A log axis where the values span more than a factor of 20; symlog if some are exactly 0
+    (a loss that reached 0 in float32). Returns whether it chose a log scale."""
+    values = values[np.isfinite(values)]
+    positive = values[values > 0]
+    if len(positive) < 2 or values.min() < 0 or positive.max() / positive.min() <= 20:
+        return False
+    set_scale = ax.set_yscale if axis == "y" else ax.set_xscale
+    if (values == 0).any():
+        set_scale("symlog", linthresh=max(positive.min(), positive.max() * 1e-12))
+        (ax.set_ylim if axis == "y" else ax.set_xlim)(0, None)  # no empty negative half
+    else:
+        set_scale("log")
+    return True
+
+
+def plot_summary(ranked_jobs: list[Job], path: Path, title: str) -> Path:
+    """Draw summary.png for jobs given best first."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    keys = swept_keys(ranked_jobs)
+    values = [job.override_values().get(keys[0], "") for job in ranked_jobs] if keys else []
+    x = numeric(values) if len(keys) == 1 else None
+    figure = Figure(figsize=(13 if x is not None else 8, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(title)
+    axes = figure.subplots(1, 2 if x is not None else 1, squeeze=False)[0]
+    _plot_curves(axes[0], ranked_jobs, keys)
+    if x is not None:
+        _plot_final_loss(axes[1], ranked_jobs, keys[0], np.array(x))
+    figure.savefig(path, dpi=90)
+    return path
+
+
+def _label(job: Job, keys: list[str]) -> str:
+    values = job.override_values()
+    text = " ".join(f"{k}={values.get(k, '-')}" for k in keys) or job.label
+    return f"#{job.num} {text}" + ("" if job.completed else f" ({job.status})")
+
+
+def _plot_curves(ax, jobs: list[Job], keys: list[str]) -> None:
+    from matplotlib import colormaps
+
+    colors = colormaps["viridis"](np.linspace(0, 0.9, max(1, len(jobs))))
+    all_values = []
+    labelled = 0
+    for rank, job in enumerate(jobs):
+        steps, values = loss_curve(job.folder)
+        if len(steps) == 0:
+            continue
+        all_values.append(values)
+        # Many jobs: name the best few and the failed ones, up to LEGEND_MAX lines.
+        notable = len(jobs) <= LEGEND_MAX or rank < LEGEND_MAX // 2 or not job.completed
+        show = notable and labelled < LEGEND_MAX
+        labelled += show
+        ax.plot(
+            steps,
+            values,
+            color="tab:red" if not job.completed else colors[rank],
+            linestyle="-" if job.completed else "--",
+            linewidth=2.2 if rank == 0 else 1.2,
+            label=_label(job, keys) if show else None,
+        )
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss/train")
+    ax.set_title("loss curves (best first; dashed red: failed)")
+    if all_values:
+        _set_scale(ax, "y", np.concatenate(all_values))
+    if labelled:
+        ax.legend(fontsize="small", loc="best")
+    ax.grid(True, alpha=0.3)
+
+
+def _plot_final_loss(ax, jobs: list[Job], key: str, x: np.ndarray) -> None:
+    final = np.array([job.final_loss for job in jobs])
+    done = np.isfinite(final)
+    order = np.argsort(x[done])
+    ax.plot(x[done][order], final[done][order], "o-", color="tab:blue", label="completed")
+    if done.any():
+        best = int(np.nanargmin(np.where(done, final, np.inf)))
+        ax.plot(x[best], final[best], "*", markersize=16, color="tab:orange", label="best")
+    log_x = _set_scale(ax, "x", x[done])
+    _set_scale(ax, "y", final[done])
+    failed_x = [xi for xi in x[~done] if xi > 0 or not log_x]
+    for xi in failed_x:  # failed jobs have no final loss: a line where each one was
+        ax.axvline(xi, color="tab:red", linestyle=":", alpha=0.8)
+    if failed_x:
+        ax.plot([], [], ":", color="tab:red", label="failed")
+    ax.set_xlabel(key)
+    ax.set_ylabel("final loss")
+    ax.set_title(f"final loss against {key}")
+    ax.legend(fontsize="small")
+    ax.grid(True, which="both", alpha=0.3)

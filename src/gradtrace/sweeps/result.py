@@ -1,0 +1,54 @@
+"""result.json: what one run ended with, written into its folder by scripts/train.py.
+
+Every run writes it, completed or failed, so that a sweep's summary reads one small file per job
+instead of parsing logs, also for jobs that ran on other machines (submitit) or in other
+processes (joblib).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+FILENAME = "result.json"
+COMPLETED = "completed"
+FAILED = "failed"
+
+
+@dataclass
+class JobResult:
+    status: str  # COMPLETED or FAILED
+    error: Optional[str] = None  # the failure's message ("ExceptionType: ..." when unexpected)
+    final_loss: Optional[float] = None  # the loss of the last step (completed runs only)
+    best_loss: Optional[float] = None
+    steps: Optional[int] = None  # completed optimiser steps
+    seconds: Optional[float] = None  # wall time of the whole job: checks, build, train, close
+    train_seconds: Optional[float] = None  # of which the training loop
+    threads: Optional[int] = None  # torch CPU threads the job ran with
+
+    @property
+    def error_line(self) -> str:
+        """The first line of the error, for tables."""
+        return (self.error or "").strip().splitlines()[0] if self.error else ""
+
+
+def write_result(run_dir: str | Path, result: JobResult) -> Path:
+    path = Path(run_dir) / FILENAME
+    # Non-finite numbers become null: JSON has no NaN, and a completed run's losses are finite.
+    data = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in asdict(result).items()
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def read_result(run_dir: str | Path) -> Optional[JobResult]:
+    """The run's result, or None when it has none (still running, or killed)."""
+    path = Path(run_dir) / FILENAME
+    if not path.is_file():
+        return None
+    return JobResult(**json.loads(path.read_text()))

@@ -1,0 +1,121 @@
+"""A sweep's summary: summary.csv, summary.md and summary.png in the sweep folder.
+
+One row per job, best first: its overrides, status (completed, or failed with the first line of
+its error), final and best loss, steps and wall time. Written at the end of every multirun by
+gradtrace.sweeps.callback, and on demand by scripts/summarize.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from gradtrace.sweeps.jobs import Job, find_jobs, ranked, swept_keys
+from gradtrace.sweeps.rerun import format_command, rerun_commands
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    sweep_dir: Path
+    jobs: list[Job]  # best first
+    files: list[Path]
+
+    @property
+    def best(self) -> Job | None:
+        return self.jobs[0] if self.jobs and self.jobs[0].completed else None
+
+    @property
+    def failed(self) -> list[Job]:
+        return [job for job in self.jobs if not job.completed]
+
+    def headline(self) -> str:
+        completed = len(self.jobs) - len(self.failed)
+        counts = f"{len(self.jobs)} jobs, {completed} completed, {len(self.failed)} failed"
+        if self.best is None:
+            return f"{counts}; no job completed"
+        return f"{counts}; best: {describe_job(self.best)}"
+
+
+def describe_job(job: Job) -> str:
+    loss = f"final loss {job.final_loss:.6g}" if job.completed else job.status
+    return f"job {job.num} ({job.label}), {loss}, folder {job.folder.name}"
+
+
+def summarize(sweep_dir: str | Path, *, plot: bool = True) -> Summary:
+    """Read every job of `sweep_dir` and write the summary files there."""
+    sweep_dir = Path(sweep_dir)
+    summary = Summary(sweep_dir, ranked(find_jobs(sweep_dir)), [])
+    summary.files.append(write_csv(summary, sweep_dir / "summary.csv"))
+    if plot:
+        try:
+            from gradtrace.sweeps.plots import plot_summary  # matplotlib, imported when needed
+
+            path = plot_summary(summary.jobs, sweep_dir / "summary.png", title=sweep_dir.name)
+            summary.files.append(path)
+        except Exception:  # a picture is not worth losing the table and the exit code for
+            log.exception("could not draw summary.png")
+    summary.files.insert(1, write_markdown(summary, sweep_dir / "summary.md"))
+    return summary
+
+
+def _number(value: float | int | None, fmt: str = ".6g") -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def _row(rank: int, job: Job) -> dict[str, str]:
+    result = job.result
+    return {
+        "rank": str(rank),
+        "job": str(job.num),
+        "overrides": job.label,
+        "status": job.status if job.completed else f"{job.status}: {job.error_line}",
+        "final_loss": _number(result.final_loss if result else None),
+        "best_loss": _number(result.best_loss if result else None),
+        "steps": _number(result.steps if result else None, "d"),
+        "seconds": _number(result.seconds if result else None, ".3f"),
+        "folder": job.folder.name,
+    }
+
+
+def write_csv(summary: Summary, path: Path) -> Path:
+    """One row per job, best first; one column per swept key besides the overrides column."""
+    keys = swept_keys(summary.jobs)
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        header = list(_row(1, summary.jobs[0])) + keys
+        writer.writerow(header)
+        for rank, job in enumerate(summary.jobs, start=1):
+            values = job.override_values()
+            writer.writerow(list(_row(rank, job).values()) + [values.get(k, "") for k in keys])
+    return path
+
+
+def write_markdown(summary: Summary, path: Path) -> Path:
+    lines = [f"# Sweep {summary.sweep_dir.name}", ""]
+    if summary.best is not None:
+        lines += [f"**Best: {describe_job(summary.best)}.**", ""]
+    lines += [f"{len(summary.jobs)} jobs: {len(summary.jobs) - len(summary.failed)} completed, "
+              f"{len(summary.failed)} failed.", ""]
+    columns = ["rank", "job", "overrides", "status", "final loss", "best loss", "steps",
+               "wall time (s)"]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for rank, job in enumerate(summary.jobs, start=1):
+        row = list(_row(rank, job).values())[:-1]  # all but the folder
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    if any(path.name == "summary.png" for path in summary.files):
+        lines += ["", "![loss curves](summary.png)"]
+    if summary.failed:
+        lines += ["", "## Failed jobs", ""]
+        for job in summary.failed:
+            lines.append(f"- job {job.num} ({job.label}): {job.error_line}; "
+                         f"see `{job.folder.name}/train.log`")
+        lines += ["", "Rerun them with one command:", "",
+                  f"    python scripts/rerun_failed.py {summary.sweep_dir}", "",
+                  "which runs:", ""]
+        lines += [f"    {format_command(argv)}" for argv in rerun_commands(summary.failed)]
+    path.write_text("\n".join(lines) + "\n")
+    return path

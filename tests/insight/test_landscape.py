@@ -1,0 +1,162 @@
+"""The landscape picture: a valid PNG, in the run folder and in TensorBoard, whose plotted path is
+exactly the parameters the logger wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from conftest import compose_config, event_accumulator, scalars
+from gradtrace.build import build_logger, build_run
+from gradtrace.config import ConfigError
+from gradtrace.insight.picture import draw, save_landscape
+from gradtrace.insight.trajectory import Trajectory
+from gradtrace.trainer import train
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def trained(tmp_path: Path, *overrides: str):
+    """Train with the TensorBoard logger into tmp_path, then compute, draw and log the picture
+    as scripts/train.py does. Returns the run, the landscape data and the figure."""
+    run = build_run(compose_config(*overrides))
+    logger = build_logger(compose_config(*overrides), str(tmp_path), run.probe)
+    try:
+        result = train(
+            model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
+            probe=run.probe, logger=logger, steps=run.config.trainer.steps,
+            log_every_steps=run.config.trainer.log_every_steps, trajectory=run.trajectory,
+        )
+        data = run.landscape.compute(run.trajectory)
+        png = save_landscape(data, tmp_path)
+        logger.log_image(result.steps - 1, "landscape", png)
+    finally:
+        logger.close()
+    figure, _ = draw(data)
+    return run, data, figure
+
+
+def plotted_path(figure) -> np.ndarray:
+    """[K, 2] the data of the line with gid "trajectory"."""
+    (line,) = [ln for ln in figure.axes[0].lines if ln.get_gid() == "trajectory"]
+    return np.asarray(line.get_xydata())
+
+
+def logged(tmp_path: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Steps [K] and the logged param/<name> values [K, len(names)] from the event file."""
+    series = scalars(tmp_path)
+    steps = np.array([s for s, _ in series[f"param/{names[0]}"]])
+    values = np.array([[v for _, v in series[f"param/{n}"]] for n in names]).T
+    return steps, values
+
+
+def assert_valid_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    pixels = imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 300 and pixels.shape[1] > 400
+
+
+def test_scalar_curve_points_are_the_logged_w(tmp_path: Path):
+    run, data, figure = trained(tmp_path, "model=scalar", "trainer.steps=30")
+    assert data.kind == "curve" and data.axes == ["w"]
+    assert_valid_png(tmp_path / "landscape.png")
+    steps, w = logged(tmp_path, ["w"])
+    assert steps.tolist() == list(range(30)) == data.steps.tolist()
+    path = plotted_path(figure)
+    assert path[:, 0].tolist() == w[:, 0].tolist()  # exactly what TensorBoard holds
+    np.testing.assert_allclose(path[:, 1], w[:, 0] ** 2, rtol=1e-12)  # L(w) = w**2 on the curve
+    # The curve covers the whole path; the end is the final w, after the last step.
+    assert data.grid[0].min() < w.min() and data.grid[0].max() > w.max()
+    assert data.final[0] == run.model.w.item()
+    # The same PNG is in TensorBoard.
+    (image,) = event_accumulator(tmp_path).Images("landscape")
+    assert image.encoded_image_string == (tmp_path / "landscape.png").read_bytes()
+    assert (image.width, image.height) == imread(tmp_path / "landscape.png").shape[1::-1]
+
+
+def test_linear_named_axes_path_is_the_logged_elements(tmp_path: Path):
+    axes = ["weight[0,2]", "bias[0]"]
+    _, data, figure = trained(
+        tmp_path, "model=linear", 'landscape.axes=["weight[0,2]","bias[0]"]', "trainer.steps=20"
+    )
+    assert data.kind == "slice" and data.directions == "element" and data.axes == axes
+    assert_valid_png(tmp_path / "landscape.png")
+    _, values = logged(tmp_path, axes)
+    assert plotted_path(figure).tolist() == values.tolist()
+    assert data.losses.shape == (41, 41)
+
+
+def test_linear_random_directions_path_is_the_projection_of_the_logged_parameters(tmp_path: Path):
+    run, data, figure = trained(tmp_path, "model=linear", "trainer.steps=20")
+    assert data.directions == "random" and data.kind == "slice"
+    names = ["weight[0,0]", "weight[0,1]", "weight[0,2]", "bias[0]"]
+    _, values = logged(tmp_path, names)
+    assert data.params.tolist() == values.tolist()
+    # Least squares onto the two directions through the final parameters, redone with numpy.
+    final = np.concatenate([p.detach().double().numpy().ravel() for p in run.model.parameters()])
+    landscape = run.landscape
+    directions = landscape._random_directions().numpy()  # [2, P]
+    expected, *_ = np.linalg.lstsq(directions.T, (values - final).T, rcond=None)
+    np.testing.assert_allclose(plotted_path(figure), expected.T, rtol=1e-9, atol=1e-12)
+    # Normalised per tensor: each direction's weight part has the final weight's norm.
+    weight_norm = np.linalg.norm(final[:3])
+    np.testing.assert_allclose(np.linalg.norm(directions[:, :3], axis=1), weight_norm)
+
+
+def test_regressor_picture(tmp_path: Path):
+    _, data, figure = trained(tmp_path, "model=regressor", "trainer.steps=20")
+    assert data.samples == 1000 and data.losses.shape == (41, 41)
+    assert np.isfinite(data.losses).all()
+    assert_valid_png(tmp_path / "landscape.png")
+    assert len(plotted_path(figure)) == 20
+
+
+def test_resolution_and_log_every_steps(tmp_path: Path):
+    _, data, figure = trained(
+        tmp_path, "model=linear", "landscape.resolution=9", "trainer.steps=20",
+        "trainer.log_every_steps=5",
+    )
+    assert data.losses.shape == (9, 9)
+    assert data.steps.tolist() == [0, 5, 10, 15]  # the logged steps, no others
+    assert len(plotted_path(figure)) == 4
+
+
+def test_skipped_when_a_tensor_is_not_logged_element_by_element():
+    run = build_run(compose_config("model=regressor", "trainer.log_elements_max=5"))
+    assert run.landscape is None and run.trajectory is None
+    run = build_run(compose_config("model=scalar", "landscape.enabled=false"))
+    assert run.landscape is None and run.trajectory is None
+
+
+def test_trajectory_memory_is_bounded_and_keeps_exact_rows():
+    trajectory = Trajectory(["param/a", "param/b", "grad/a", "grad/b"], max_points=8)
+    rows = {step: [float(step), -float(step), 0.0, 0.0] for step in range(100)}
+    for step, row in rows.items():
+        trajectory.record(step, row)
+    assert len(trajectory) <= 8
+    steps = trajectory.steps()
+    assert steps[0] == 0 and (np.diff(steps) == trajectory.stride).all()
+    assert trajectory.params().tolist() == [rows[s][:2] for s in steps]
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("landscape.resolution=2", r"landscape.resolution must be an integer in \[3, 401\], got 2"),
+        ("landscape.margin=-1", r"landscape.margin must be a finite number >= 0, got -1"),
+        ('landscape.axes=["w"]', r"landscape.axes must be null or two parameter elements"),
+    ],
+)
+def test_bad_settings(override: str, message: str):
+    with pytest.raises(ConfigError, match=message):
+        build_run(compose_config(override))
+
+
+def test_axes_must_name_the_models_elements():
+    with pytest.raises(ConfigError, match=r"landscape.axes must be null or two different parameter "
+                       r"elements of the model \(weight\[0,0\], weight\[0,1\], weight\[0,2\], "
+                       r"bias\[0\]\), got \['weight\[0,5\]', 'bias\[0\]'\]"):
+        build_run(compose_config("model=linear", 'landscape.axes=["weight[0,5]","bias[0]"]'))

@@ -1,0 +1,118 @@
+"""A sweep in which some jobs fail: the others finish, every failure is recorded, the sweep exits
+non-zero, and one command reruns the failed jobs.
+
+The linear example (one sample x = [1, 2, 3], target 5, MSE) has a hand-derivable error: with
+e = w.x + b - y and |(x, 1)|^2 = 15, one SGD step gives e' = (1 - 30 lr) e. So lr=0.005 and 0.01
+converge (factors 0.85, 0.7), lr=2 diverges (factor -59) and stops on Inf within 20 steps, and
+lr=-1 is refused before step 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from sweep_helpers import job_results, only_sweep_dir, run_script, summary_rows, sweep_dirs
+
+STEPS = 20
+SWEEP = ("-m", "model=linear", f"trainer.steps={STEPS}", "optim.lr=0.005,0.01,-1,2")
+
+
+@pytest.fixture(scope="module")
+def failed_sweep(tmp_path_factory: pytest.TempPathFactory):
+    """(cwd, completed process, sweep folder) of the sweep above, run once for this module."""
+    cwd = tmp_path_factory.mktemp("failed_sweep")
+    result = run_cli(cwd, *SWEEP)
+    return cwd, result, only_sweep_dir(cwd)
+
+
+def test_the_sweep_runs_every_job_and_exits_1(failed_sweep):
+    _, result, sweep_dir = failed_sweep
+    assert result.returncode == 1, result.stderr
+    assert len(list(sweep_dir.glob("*/.hydra"))) == 4
+    output = result.stdout + result.stderr
+    assert "4 jobs, 2 completed, 2 failed" in output
+    assert f"python scripts/rerun_failed.py {sweep_dir.relative_to(failed_sweep[0])}" in output
+
+
+def test_each_job_records_its_status_in_its_folder(failed_sweep):
+    _, _, sweep_dir = failed_sweep
+    results = job_results(sweep_dir)
+    assert {lr: r["status"] for lr, r in results.items()} == {
+        "0.005": "completed", "0.01": "completed", "-1": "failed", "2": "failed",
+    }
+    assert results["-1"]["error"] == "optim.lr must be a finite number > 0, got -1.0"
+    assert "non-finite value before the optimiser step" in results["2"]["error"]
+    for lr in ("0.005", "0.01"):
+        assert results[lr]["steps"] == STEPS and results[lr]["seconds"] > 0
+    # Hand derivation: loss_k = e0^2 (1 - 30 lr)^(2k), the same e0 (same seed) in both jobs.
+    ratio = results["0.005"]["final_loss"] / results["0.01"]["final_loss"]
+    assert ratio == pytest.approx((0.85 / 0.7) ** (2 * (STEPS - 1)), rel=1e-2)
+
+
+def test_summary_is_sorted_names_the_best_and_lists_the_failures(failed_sweep):
+    _, _, sweep_dir = failed_sweep
+    rows = summary_rows(sweep_dir)
+    assert [row["optim.lr"] for row in rows] == ["0.01", "0.005", "-1", "2"]
+    assert [row["rank"] for row in rows] == ["1", "2", "3", "4"]
+    assert rows[0]["status"] == "completed" and rows[0]["steps"] == str(STEPS)
+    assert float(rows[0]["final_loss"]) < float(rows[1]["final_loss"])
+    assert rows[2]["status"] == "failed: optim.lr must be a finite number > 0, got -1.0"
+    assert rows[3]["status"].startswith("failed: step ")
+    markdown = (sweep_dir / "summary.md").read_text()
+    assert markdown.splitlines()[2].startswith("**Best: job 1 (model=linear trainer.steps=20 optim.lr=0.01)")
+    assert "python scripts/rerun_failed.py" in markdown
+    assert "optim.lr=-1,2" in markdown  # the rerun command: the failed jobs as one grid
+    assert (sweep_dir / "summary.png").stat().st_size > 10_000
+
+
+def test_rerun_failed_runs_exactly_the_failed_and_unfinished_jobs(failed_sweep, tmp_path: Path):
+    source_cwd, _, source_sweep = failed_sweep
+    sweep_dir = tmp_path / source_sweep.relative_to(source_cwd)
+    shutil.copytree(source_sweep, sweep_dir)
+    # A job killed before it finished leaves no result.json: it counts as failed.
+    next(sweep_dir.glob("0_*/result.json")).unlink()
+
+    dry = run_script(tmp_path, "rerun_failed.py", str(sweep_dir), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "-m model=linear trainer.steps=20 optim.lr=0.005,-1,2" in dry.stdout
+    assert sweep_dirs(tmp_path) == [sweep_dir]  # nothing ran
+
+    rerun = run_script(tmp_path, "rerun_failed.py", str(sweep_dir))
+    assert rerun.returncode == 1, rerun.stderr  # -1 and 2 fail again, as they must
+    new_sweep = [d for d in sweep_dirs(tmp_path) if d != sweep_dir]
+    assert len(new_sweep) == 1
+    statuses = {lr: r["status"] for lr, r in job_results(new_sweep[0]).items()}
+    assert statuses == {"0.005": "completed", "-1": "failed", "2": "failed"}
+    assert (new_sweep[0] / "summary.md").is_file()
+
+
+def test_summarize_on_demand_rewrites_the_summary(failed_sweep, tmp_path: Path):
+    _, _, source_sweep = failed_sweep
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(source_sweep, sweep_dir)
+    for name in ("summary.csv", "summary.md", "summary.png"):
+        (sweep_dir / name).unlink()
+    result = run_script(tmp_path, "summarize.py", str(sweep_dir))
+    assert result.returncode == 1  # a job failed
+    assert result.stdout.startswith("# Sweep sweep")
+    assert [row["optim.lr"] for row in summary_rows(sweep_dir)] == ["0.01", "0.005", "-1", "2"]
+    assert (sweep_dir / "summary.png").is_file()
+
+
+def test_summarize_refuses_a_folder_without_jobs(tmp_path: Path):
+    result = run_script(tmp_path, "summarize.py", str(tmp_path))
+    assert result.returncode == 2
+    assert "holds no sweep jobs (folders with .hydra/overrides.yaml)" in result.stderr
+
+
+def test_a_single_run_still_exits_with_its_code_and_writes_result_json(tmp_path: Path):
+    result = run_cli(tmp_path, "model=linear", "optim.lr=2", f"trainer.steps={STEPS}")
+    assert result.returncode == 3
+    (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
+    recorded = json.loads((run_dir / "result.json").read_text())
+    assert recorded["status"] == "failed" and "non-finite" in recorded["error"]
