@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from gradtrace.build import Run, build_run, make_plan
 from gradtrace.config import register
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +25,11 @@ def compose_config(*overrides: str) -> DictConfig:
     """The config `python scripts/train.py OVERRIDES` would run with."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose("train", overrides=list(overrides))
+
+
+def build(*overrides: str) -> Run:
+    """What `python scripts/train.py OVERRIDES` builds before its first step."""
+    return build_run(make_plan(compose_config(*overrides)))
 
 
 def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import CONFIGS, build, compose_config
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
-from conftest import CONFIGS, compose_config
-from gradtrace.build import build_logger, build_run
-from gradtrace.config import ConfigError
+from gradtrace.build import build_logger, build_run, make_plan
+from gradtrace.errors import ConfigError
 
 GROUPS = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir())
 OPTIONS = [(group, p.stem) for group in GROUPS for p in sorted((CONFIGS / group).glob("*.yaml"))]
@@ -25,8 +25,8 @@ def test_option_composes_and_builds(group: str, option: str, tmp_path: Path):
     # The scalar model ignores its inputs, so it fits every data option.
     overrides = [f"{group}={option}"] if group == "model" else ["model=scalar", f"{group}={option}"]
     cfg = compose_config(*overrides)
-    run = build_run(cfg)
-    logger = build_logger(cfg, str(tmp_path), run.probe)
+    run = build_run(make_plan(cfg))
+    logger = build_logger(run.plan, str(tmp_path), run.probe)
     logger.close()
     inputs, targets = next(run.batches)
     assert run.loss_fn(run.model(inputs), targets).ndim == 0
@@ -70,7 +70,7 @@ RANGE_ERRORS = [
 @pytest.mark.parametrize("override,message", RANGE_ERRORS, ids=[o for o, _ in RANGE_ERRORS])
 def test_out_of_range_values(override: str, message: str):
     with pytest.raises(ConfigError, match=message):
-        build_run(compose_config(override))
+        build(override)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_out_of_range_values(override: str, message: str):
 )
 def test_bad_combinations(overrides: list[str], message: str):
     with pytest.raises(ConfigError, match=message):
-        build_run(compose_config(*overrides))
+        build(*overrides)
 
 
 def test_wrong_type_names_the_key():

@@ -6,10 +6,12 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_masked_crc
-
 from conftest import event_accumulator
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
+    masked_crc32c as tb_masked_crc,
+)
+
 from gradtrace.loggers.events import EventFileWriter, ScalarBlockEncoder, masked_crc32c
 
 TAGS = ["loss/train", "param/weight[0,2]", "grad/w"]

@@ -7,23 +7,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import compose_config, event_accumulator, scalars
-from gradtrace.build import build_logger, build_run
+
+from gradtrace.build import build_logger, build_run, make_plan
+from gradtrace.errors import NonFiniteError
 from gradtrace.loggers import NullLogger
-from gradtrace.trainer import NonFiniteError, train
+from gradtrace.trainer import train
 
 
 def train_run(tmp_path: Path | None, *overrides: str):
     """Build from the real configs and train; log to tmp_path when given."""
     cfg = compose_config(*overrides)
-    run = build_run(cfg)
-    logger = build_logger(cfg, str(tmp_path), run.probe) if tmp_path else NullLogger("", [])
+    run = build_run(make_plan(cfg))
+    logger = build_logger(run.plan, str(tmp_path), run.probe) if tmp_path else NullLogger("", [])
     try:
         result = train(
             model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-            probe=run.probe, logger=logger, steps=run.config.trainer.steps,
-            log_every_steps=run.config.trainer.log_every_steps,
+            probe=run.probe, logger=logger, steps=run.plan.trainer.steps,
+            log_every_steps=run.plan.trainer.log_every_steps,
         )
     finally:
         logger.close()
@@ -72,8 +73,8 @@ def test_large_tensors_are_logged_as_norms_and_histograms(tmp_path: Path):
 
 def test_large_tensors_get_histograms(tmp_path: Path):
     cfg = compose_config("model=regressor", "trainer.log_elements_max=4")
-    run = build_run(cfg)
-    logger = build_logger(cfg, str(tmp_path), run.probe)
+    run = build_run(make_plan(cfg))
+    logger = build_logger(run.plan, str(tmp_path), run.probe)
     train(model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
           probe=run.probe, logger=logger, steps=5, histogram_every_steps=2)
     logger.close()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from conftest import compose_config
-from gradtrace.build import build_run
+from conftest import build
 
 
 def forward_backward(run):
@@ -28,7 +26,7 @@ def test_tutorial_y_equals_3x_plus_2():
 
 def test_scalar_loss_9_gradient_6():
     # w = 3, prediction w, target 0: loss (w - 0)**2 = 9 and dL/dw = 2w = 6.
-    run = build_run(compose_config("model=scalar"))
+    run = build("model=scalar")
     loss = forward_backward(run)
     assert loss.item() == 9.0
     assert run.model.w.grad.item() == 6.0
@@ -36,16 +34,14 @@ def test_scalar_loss_9_gradient_6():
 
 def test_scalar_init_is_configurable():
     # w = -1.5: loss 2.25, gradient 2 * -1.5 = -3.
-    run = build_run(compose_config("model=scalar", "model.init=-1.5"))
+    run = build("model=scalar", "model.init=-1.5")
     assert forward_backward(run).item() == 2.25
     assert run.model.w.grad.item() == -3.0
 
 
 def test_linear_gradients_and_one_sgd_step():
     # w = [0.5, 0.5, 0.5], b = -0.5, x = [1, 2, 3]: pred = 0.5 + 1 + 1.5 - 0.5 = 2.5, y = 5.
-    run = build_run(
-        compose_config("model=linear", "model.weight=[[0.5,0.5,0.5]]", "model.bias=[-0.5]")
-    )
+    run = build("model=linear", "model.weight=[[0.5,0.5,0.5]]", "model.bias=[-0.5]")
     loss = forward_backward(run)
     assert loss.item() == pytest.approx(6.25)  # (2.5 - 5)**2
     # dL/dw = 2 (pred - y) x = -5 * [1, 2, 3]; dL/db = 2 (pred - y) = -5.
@@ -62,8 +58,8 @@ def test_linear_gradients_and_one_sgd_step():
 
 
 def test_regressor_mae_gradient_is_mean_sign_times_input():
-    run = build_run(compose_config("model=regressor"))
-    inputs, targets = run.data.inputs, run.data.targets
+    run = build("model=regressor")
+    inputs, targets = run.train_data.inputs, run.train_data.targets
     assert inputs.shape == (1000, 10) and targets.shape == (1000,)
     assert 0 <= inputs.min() and inputs.max() < 1 and 0 <= targets.min() and targets.max() < 1
     params = run.model.params.detach()

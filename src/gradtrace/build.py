@@ -1,44 +1,79 @@
-"""Config in, objects out: the one place that reads a DictConfig. Below it, the trainer gets a
-model, a loss, an optimiser, batches, a probe, a logger and plain numbers."""
+"""Config in, objects out: the one place that reads a DictConfig.
+
+`make_plan(cfg)` checks everything that can be checked without building anything (types, ranges,
+that each `_target_` imports and takes the keys it is given) and returns a `Plan` of plain values;
+`build_run(plan)` builds the data, the model (and checks it fits the data), the loss, the
+optimiser and the insight objects. Below this module the trainer gets objects and plain numbers.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import Iterator, Mapping, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from gradtrace.config import ConfigError, TrainConfig, validate
-from gradtrace.data import Batch, TensorData
+from gradtrace import data as data_module
+from gradtrace.config import LandscapeConfig, TrainerConfig, validate
+from gradtrace.data import Batch, Samples
+from gradtrace.errors import ConfigError
 from gradtrace.insight.explain import StepExplainer
 from gradtrace.insight.gradcheck import GradCheck
 from gradtrace.insight.landscape import Landscape
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import HParams, Logger
+from gradtrace.models import check_contract
+from gradtrace.optim import CHECKS as OPTIM_CHECKS
 from gradtrace.probe import Probe
+from gradtrace.targets import Target
 from gradtrace.trainer import LossFn
 
-GROUPS = ("model", "data", "loss", "optim", "trainer", "logger")
+GROUPS = ("model", "data", "loss", "optim", "trainer", "logger")  # for hparams: chosen options
+DATA_KEYS = ("batch_size", "val_fraction", "val_path")  # gradtrace's own, not the loader's
 log = logging.getLogger(__name__)
 
 
 @dataclass
+class Plan:
+    """A checked config: gradtrace's settings, and what to build for each group."""
+
+    trainer: TrainerConfig
+    landscape: LandscapeConfig
+    seed: int
+    objective: str  # gradtrace.config.OBJECTIVES
+    model: Target
+    data: Target
+    val_data: Optional[Target]  # data.val_path: the same loader on another file
+    batch_size: Optional[int]
+    val_fraction: float
+    loss: Target
+    optim: Target
+    logger: Target
+    config_yaml: str  # the resolved config, for the run's record
+    hparams: HParams
+
+    @property
+    def has_validation(self) -> bool:
+        return self.val_fraction > 0 or self.val_data is not None
+
+
+@dataclass
 class Run:
-    config: TrainConfig  # validated, plain dataclasses
+    plan: Plan
     device: torch.device
-    data: TensorData
+    train_data: Samples
+    val_data: Optional[Samples]
     model: nn.Module
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
     batches: Iterator[Batch]
     probe: Probe
+    validation: Optional[Callable[[], float]] = None  # loss on every validation sample
     # Gradient insight, each None when off (trainer.grad_check, trainer.explain_steps, landscape).
     grad_check: Optional[GradCheck] = None
     explainer: Optional[StepExplainer] = None
@@ -46,39 +81,139 @@ class Run:
     landscape: Optional[Landscape] = None
 
 
-def build_run(cfg: DictConfig) -> Run:
-    """Check every value, then build everything but the logger. Raises ConfigError."""
-    config = validate(cfg)
-    device = resolve_device(config.trainer.device)
-    threads = resolve_threads(config.trainer.threads)
+def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = None) -> Plan:
+    """Check every value that can be checked before building anything. Raises ConfigError."""
+    config = validate(cfg)  # trainer, landscape, seed, objective: typed and range-checked
+    data_node = dict(config.data)
+    own = {key: data_node.pop(key, None) for key in DATA_KEYS}
+    val_fraction = own["val_fraction"] or 0.0
+    data = Target.from_config("data", data_node, optional=("seed",))
+    val_data = None
+    if own["val_path"] is not None:
+        if not data.takes("path"):
+            raise ConfigError(
+                f"data.val_path needs a data option that reads a file (its target takes path), "
+                f"e.g. data=file; {data.path} does not"
+            )
+        if val_fraction:
+            raise ConfigError(
+                "data.val_fraction and data.val_path are two ways to get validation samples: "
+                f"set one, got val_fraction={val_fraction} and val_path={own['val_path']}"
+            )
+        val_data = replace(data, kwargs={**data.kwargs, "path": own["val_path"]})
+    plan = Plan(
+        trainer=config.trainer,
+        landscape=config.landscape,
+        seed=config.seed,
+        objective=config.objective,
+        model=Target.from_config("model", config.model, optional=("in_features",)),
+        data=data,
+        val_data=val_data,
+        batch_size=own["batch_size"],
+        val_fraction=val_fraction,
+        loss=Target.from_config("loss", config.loss),
+        optim=Target.from_config("optim", config.optim, positional=1, checks=OPTIM_CHECKS),
+        logger=Target.from_config("logger", config.logger, given=("run_dir", "columns")),
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        hparams=hparams(cfg, choices or {}),
+    )
+    data_module.check_batch_size(plan.batch_size)  # against the samples once they are read
+    if plan.objective == "loss/val_final" and not plan.has_validation:
+        raise ConfigError(
+            "objective=loss/val_final needs validation samples: set data.val_fraction "
+            "(e.g. 0.2) or data.val_path"
+        )
+    return plan
+
+
+def build_run(plan: Plan) -> Run:
+    """Build everything but the logger, in an order that keeps results reproducible: the seed,
+    then the data, then the model's initial values. Raises ConfigError."""
+    device = resolve_device(plan.trainer.device)
+    threads = resolve_threads(plan.trainer.threads)
     if threads is not None:
         torch.set_num_threads(threads)
-    torch.manual_seed(config.seed)  # the model's initial values (linear, regressor)
+    torch.manual_seed(plan.seed)  # the model's initial values (linear, regressor, a user's)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    data: TensorData = _instantiate(cfg.data)
-    model: nn.Module = _instantiate(cfg.model, in_features=data.features).to(device)
-    optimizer = _instantiate(cfg.optim)(model.parameters())
-    loss_fn = _instantiate(cfg.loss)
-    probe = Probe(model.named_parameters(), config.trainer.log_elements_max)
-    landscape = _landscape(config, model, loss_fn, data, probe, device)
+    train_data, val_data = load_data(plan)
+    model: nn.Module = plan.model.build(in_features=train_data.features).to(device)
+    batches = data_module.batches(train_data, plan.batch_size, plan.seed, device)
+    size = plan.batch_size or len(train_data)
+    check_contract(
+        model,
+        plan.model.path,
+        train_data.inputs[:size].to(device),
+        train_data.targets[:size].to(device),
+    )
+    loss_fn = plan.loss.build()
+    optimizer = plan.optim.build(model.parameters())
+    probe = Probe(model.named_parameters(), plan.trainer.log_elements_max)
+    landscape = _landscape(plan, model, loss_fn, train_data, probe, device)
     return Run(
-        config=config,
+        plan=plan,
         device=device,
-        data=data,
+        train_data=train_data,
+        val_data=val_data,
         model=model,
         loss_fn=loss_fn,
         optimizer=optimizer,
-        batches=data.batches(device),
+        batches=batches,
         probe=probe,
-        grad_check=_grad_check(config, model, loss_fn),
-        explainer=_explainer(config, model, loss_fn, optimizer),
+        validation=_validation(model, loss_fn, val_data, device),
+        grad_check=_grad_check(plan.trainer, model, loss_fn),
+        explainer=_explainer(plan.trainer, model, loss_fn, optimizer),
         trajectory=Trajectory(probe.columns) if landscape is not None else None,
         landscape=landscape,
     )
 
 
-def _grad_check(config: TrainConfig, model: nn.Module, loss_fn: LossFn) -> Optional[GradCheck]:
-    check = config.trainer.grad_check
+def load_data(plan: Plan) -> tuple[Samples, Optional[Samples]]:
+    """The training samples and the validation samples (None when there are none)."""
+    source = f"data: {plan.data.path}"
+    samples = data_module.as_samples(plan.data.build(seed=plan.seed), source)
+    if plan.val_data is not None:
+        val = data_module.as_samples(plan.val_data.build(seed=plan.seed), source)
+        if val.features != samples.features:
+            raise ConfigError(
+                f"data.val_path: the validation samples have {val.features} features, the "
+                f"training samples {samples.features}"
+            )
+        train: Samples = samples
+        held_out: Optional[Samples] = val
+    else:
+        train, held_out = data_module.split(samples, plan.val_fraction, plan.seed)
+    data_module.check_batch_size(plan.batch_size, len(train))
+    return train, held_out
+
+
+def build_logger(plan: Plan, run_dir: str, probe: Probe) -> Logger:
+    logger: Logger = plan.logger.build(run_dir=run_dir, columns=probe.columns)
+    return logger
+
+
+def _validation(
+    model: nn.Module, loss_fn: LossFn, val: Optional[Samples], device: torch.device
+) -> Optional[Callable[[], float]]:
+    """The loss on every validation sample, computed without gradients and in eval mode, the
+    model's mode restored after: training goes on exactly as without it."""
+    if val is None:
+        return None
+    inputs, targets = val.inputs.to(device), val.targets.to(device)
+
+    def validation_loss() -> float:
+        training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return float(loss_fn(model(inputs), targets).item())
+        finally:
+            model.train(training)
+
+    return validation_loss
+
+
+def _grad_check(trainer: TrainerConfig, model: nn.Module, loss_fn: LossFn) -> Optional[GradCheck]:
+    check = trainer.grad_check
     if check.every_steps == 0:
         return None
     return GradCheck(
@@ -93,36 +228,36 @@ def _grad_check(config: TrainConfig, model: nn.Module, loss_fn: LossFn) -> Optio
 
 
 def _explainer(
-    config: TrainConfig, model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer
+    trainer: TrainerConfig, model: nn.Module, loss_fn: LossFn, optimizer: torch.optim.Optimizer
 ) -> Optional[StepExplainer]:
-    if config.trainer.explain_steps == 0:
+    if trainer.explain_steps == 0:
         return None
     return StepExplainer(
         model,
         loss_fn,
         optimizer,
-        steps=config.trainer.explain_steps,
-        max_elements=config.trainer.log_elements_max,
+        steps=trainer.explain_steps,
+        max_elements=trainer.log_elements_max,
     )
 
 
 def _landscape(
-    config: TrainConfig,
+    plan: Plan,
     model: nn.Module,
     loss_fn: LossFn,
-    data: TensorData,
+    data: Samples,
     probe: Probe,
     device: torch.device,
 ) -> Optional[Landscape]:
     """The landscape, when on and every parameter element is logged (the path needs them)."""
-    if not config.landscape.enabled:
+    if not plan.landscape.enabled:
         return None
     if probe.large:
         log.info(
             "landscape: skipped, as %s has more than trainer.log_elements_max=%d elements "
             "(the picture draws every parameter element's logged path)",
             ", ".join(name for name, _ in probe.large),
-            config.trainer.log_elements_max,
+            plan.trainer.log_elements_max,
         )
         return None
     return Landscape(
@@ -130,25 +265,11 @@ def _landscape(
         loss_fn,
         data.inputs.to(device),
         data.targets.to(device),
-        resolution=config.landscape.resolution,
-        axes=config.landscape.axes,
-        margin=config.landscape.margin,
-        seed=config.seed,
+        resolution=plan.landscape.resolution,
+        axes=plan.landscape.axes,
+        margin=plan.landscape.margin,
+        seed=plan.seed,
     )
-
-
-def _instantiate(node: DictConfig, **kwargs: object):
-    """hydra.utils.instantiate, letting a ConfigError from a constructor through unwrapped."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, ConfigError):
-            raise error.__cause__ from None
-        raise
-
-
-def build_logger(cfg: DictConfig, run_dir: str, probe: Probe) -> Logger:
-    return instantiate(cfg.logger, run_dir=run_dir, columns=probe.columns)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -186,10 +307,10 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def hparams(cfg: DictConfig, choices: Mapping[str, str | None]) -> HParams:
+def hparams(cfg: DictConfig, choices: Mapping[str, Optional[str]]) -> HParams:
     """The options chosen in each group, and every number, flag and string setting."""
     out: dict[str, float | int | str | bool] = {
-        group: choices[group] for group in GROUPS if choices.get(group) is not None
+        group: choice for group in GROUPS if (choice := choices.get(group)) is not None
     }
     container = OmegaConf.to_container(cfg, resolve=True)
     for key, value in _flatten(container):
@@ -200,7 +321,7 @@ def hparams(cfg: DictConfig, choices: Mapping[str, str | None]) -> HParams:
     return out
 
 
-def _flatten(node: object, prefix: str = ""):
+def _flatten(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for key, value in node.items():
             yield from _flatten(value, f"{prefix}{key}.")

@@ -1,182 +1,31 @@
-"""The config schema: the type and allowed range of every key.
+"""The schema of gradtrace's own settings: the type, default and allowed range of every key of
+the trainer and landscape groups and of the top level (seed, objective).
 
-Hydra checks types, unknown keys and unknown options while it composes (each YAML option pulls in
-one of these dataclasses as its schema). Ranges are checked in `__post_init__`, which runs when
-`validate` turns the composed config into these objects: before anything is built, before any
-event file is written. Every message names the key, the value and what is allowed.
+Hydra checks their types and unknown keys while it composes (each of those YAML options pulls in
+one of these dataclasses as its schema, which holds the defaults); ranges are checked in
+`__post_init__`, which runs when `validate` turns the composed config into these objects, before
+anything is built. The groups that name a class (model, data, loss, optim, logger) have no schema
+here: their YAML holds the values, and gradtrace.targets checks them against the class itself,
+the built-in options and a user's own alike.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from gradtrace.errors import ConfigError, require
+from gradtrace.errors import is_finite_number as _finite
 
 
-class ConfigError(ValueError):
-    """A config value, or a combination of values, that cannot work."""
-
-
-def require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
-
-
-def _finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
-# --- model -----------------------------------------------------------------------------------
-
-
-@dataclass
-class ScalarModelConfig:
-    _target_: str = "gradtrace.models.Scalar"
-    init: float = 3.0
-
-    def __post_init__(self) -> None:
-        require(_finite(self.init), "model.init", self.init, "a finite number")
-
-
-@dataclass
-class LinearModelConfig:
-    _target_: str = "gradtrace.models.Linear"
-    # Initial values, shape [1, in_features] and [1]; null keeps PyTorch's own initialisation.
-    # (Nested lists are typed Any: OmegaConf would refuse the ints in [[1, 2, 3]]; the model
-    # checks shape and numbers.)
-    weight: Optional[list[Any]] = None
-    bias: Optional[list[float]] = None
-
-
-@dataclass
-class RegressorModelConfig:
-    _target_: str = "gradtrace.models.Regressor"
-
-
-# --- data ------------------------------------------------------------------------------------
-
-
-def _check_batch_size(batch_size: Optional[int]) -> None:
-    require(
-        batch_size is None or batch_size >= 1,
-        "data.batch_size",
-        batch_size,
-        "null (full batch) or an integer >= 1",
-    )
-
-
-@dataclass
-class PointsDataConfig:
-    """Samples written out by hand: inputs [N, D], targets [N]."""
-
-    _target_: str = "gradtrace.data.Points"
-    inputs: list[Any] = MISSING  # rows of numbers, checked by gradtrace.data.Points
-    targets: list[float] = MISSING
-    batch_size: Optional[int] = None
-    seed: int = II("seed")
-
-    def __post_init__(self) -> None:
-        _check_batch_size(self.batch_size)
-
-
-@dataclass
-class UniformDataConfig:
-    """Inputs [samples, features] and targets [samples], all uniform on [0, 1)."""
-
-    _target_: str = "gradtrace.data.UniformRegression"
-    samples: int = 1000
-    features: int = 10
-    batch_size: Optional[int] = None
-    seed: int = II("seed")
-
-    def __post_init__(self) -> None:
-        require(self.samples >= 1, "data.samples", self.samples, "an integer >= 1")
-        require(self.features >= 1, "data.features", self.features, "an integer >= 1")
-        _check_batch_size(self.batch_size)
-
-
-# --- loss ------------------------------------------------------------------------------------
-
-
-@dataclass
-class LossConfig:
-    _target_: str = MISSING
-
-
-# --- optim -----------------------------------------------------------------------------------
-
-
-def _check_lr(lr: float) -> None:
-    require(_finite(lr) and lr > 0, "optim.lr", lr, "a finite number > 0")
-
-
-def _check_weight_decay(weight_decay: float) -> None:
-    require(
-        _finite(weight_decay) and weight_decay >= 0,
-        "optim.weight_decay",
-        weight_decay,
-        "a finite number >= 0",
-    )
-
-
-@dataclass
-class SGDConfig:
-    _target_: str = "torch.optim.SGD"
-    _partial_: bool = True  # the parameters come from the model at build time
-    lr: float = 0.01
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
-
-    def __post_init__(self) -> None:
-        _check_lr(self.lr)
-        require(
-            _finite(self.momentum) and self.momentum >= 0,
-            "optim.momentum",
-            self.momentum,
-            "a finite number >= 0",
-        )
-        _check_weight_decay(self.weight_decay)
-        if self.nesterov and self.momentum == 0:
-            raise ConfigError("optim.nesterov=true needs optim.momentum > 0, got 0.0")
-
-
-@dataclass
-class AdamConfig:
-    _target_: str = "torch.optim.Adam"
-    _partial_: bool = True
-    lr: float = 0.001
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-
-    def __post_init__(self) -> None:
-        _check_lr(self.lr)
-        require(
-            len(self.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in self.betas),
-            "optim.betas",
-            list(self.betas),
-            "two numbers in [0, 1)",
-        )
-        require(_finite(self.eps) and self.eps > 0, "optim.eps", self.eps, "a finite number > 0")
-        _check_weight_decay(self.weight_decay)
-
-
-@dataclass
-class ManualSGDConfig:
-    _target_: str = "gradtrace.optim.ManualSGD"
-    _partial_: bool = True
-    lr: float = 0.01
-
-    def __post_init__(self) -> None:
-        _check_lr(self.lr)
-
-
-# --- trainer and logger ----------------------------------------------------------------------
+# --- trainer ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -224,6 +73,9 @@ class TrainerConfig:
     grad_check: GradCheckConfig = field(default_factory=GradCheckConfig)
     # Print (and log as text) a table of every parameter element's update for the first K steps.
     explain_steps: int = 0
+    # loss/val on every validation sample, at steps 0, val_every_steps, ... and after the last
+    # step; only when there are validation samples (data.val_fraction or data.val_path).
+    val_every_steps: int = 100
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "trainer.steps", self.steps, "an integer >= 1")
@@ -236,7 +88,7 @@ class TrainerConfig:
             self.threads,
             "null (automatic) or an integer >= 1",
         )
-        for key in ("log_every_steps", "histogram_every_steps"):
+        for key in ("log_every_steps", "histogram_every_steps", "val_every_steps"):
             value = getattr(self, key)
             require(value >= 1, f"trainer.{key}", value, "an integer >= 1")
         require(
@@ -252,25 +104,6 @@ class TrainerConfig:
             device,
             "one of auto, cpu, cuda, cuda:N",
         )
-
-
-@dataclass
-class TensorBoardLoggerConfig:
-    _target_: str = "gradtrace.loggers.TensorBoardLogger"
-    flush_every_secs: float = 5.0  # buffered steps reach the event file at least this often
-
-    def __post_init__(self) -> None:
-        require(
-            _finite(self.flush_every_secs) and self.flush_every_secs > 0,
-            "logger.flush_every_secs",
-            self.flush_every_secs,
-            "a finite number > 0",
-        )
-
-
-@dataclass
-class NoLoggerConfig:
-    _target_: str = "gradtrace.loggers.NullLogger"
 
 
 # --- landscape -------------------------------------------------------------------------------
@@ -312,32 +145,51 @@ class LandscapeConfig:
 
 # --- the whole run ---------------------------------------------------------------------------
 
+# What a run returns to a sweeper (which minimises it) and what a sweep's summary ranks by: the
+# HParams metric of that name.
+OBJECTIVES = ("loss/final", "loss/best", "loss/val_final")
+
 
 @dataclass
 class TrainConfig:
+    # The groups that name a class: their YAML (or the user's) holds the values.
     model: Any = MISSING
     data: Any = MISSING
     loss: Any = MISSING
     optim: Any = MISSING
-    trainer: TrainerConfig = MISSING
     logger: Any = MISSING
+    trainer: TrainerConfig = MISSING
     landscape: LandscapeConfig = MISSING
     seed: int = 0
+    objective: str = "loss/final"
+
+    def __post_init__(self) -> None:
+        require(self.objective in OBJECTIVES, "objective", self.objective,
+                f"one of {', '.join(OBJECTIVES)}")
+        require(0 <= self.seed < 2**63, "seed", self.seed, "an integer in [0, 2**63)")
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "model": {
-        "scalar": ScalarModelConfig,
-        "linear": LinearModelConfig,
-        "regressor": RegressorModelConfig,
-    },
-    "data": {"points": PointsDataConfig, "uniform": UniformDataConfig},
-    "loss": {"loss": LossConfig},
-    "optim": {"sgd": SGDConfig, "adam": AdamConfig, "manual": ManualSGDConfig},
     "trainer": {"trainer": TrainerConfig},
-    "logger": {"tensorboard": TensorBoardLoggerConfig, "none": NoLoggerConfig},
     "landscape": {"landscape": LandscapeConfig},
 }
+
+FOLDER_NAME_MAX = 80  # characters of the overrides in a run folder's name
+
+
+def folder_suffix(overrides: str) -> str:
+    """`_<overrides>` for a run folder's name, safe as one folder name: quotes and brackets
+    dropped, path separators, spaces and other shell trouble turned into '-', and at most
+    FOLDER_NAME_MAX characters, the rest replaced by a hash of the whole that keeps names apart.
+    The overrides themselves are in the run's .hydra/overrides.yaml."""
+    if not overrides:
+        return ""
+    safe = re.sub(r"[\[\]{}()'\"]", "", overrides)
+    safe = re.sub(r"[^A-Za-z0-9._=,+%@-]+", "-", safe).strip("-.") or "-"
+    if len(safe) > FOLDER_NAME_MAX:
+        digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
+        safe = f"{safe[: FOLDER_NAME_MAX - 11]}-{digest}"
+    return f"_{safe}"
 
 
 def register_resolvers() -> None:
@@ -347,7 +199,7 @@ def register_resolvers() -> None:
         # `now`: a parallel launcher's worker processes resolve the sweep folder again, and must
         # get the launching process's id from the cache Hydra copies into each job's config.
         OmegaConf.register_new_resolver("gradtrace.pid", lambda: f"p{os.getpid()}", use_cache=True)
-        OmegaConf.register_new_resolver("gradtrace.suffix", lambda s: f"_{s}" if s else "")
+        OmegaConf.register_new_resolver("gradtrace.suffix", folder_suffix)
 
 
 # At import, not only in register(): joblib and submitit workers unpickle the task function, which
@@ -370,5 +222,14 @@ def register() -> None:
 
 
 def validate(cfg: DictConfig) -> TrainConfig:
-    """Resolve `cfg` and build the schema objects, which runs every range check."""
-    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    """Resolve `cfg` and build the schema objects, which runs every range check. The groups that
+    name a class come back as plain dicts."""
+    try:
+        return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+    except MissingMandatoryValue as error:
+        raise ConfigError(
+            f"{error.full_key} must be set: {error.full_key}=..."
+        ) from None
+    except OmegaConfBaseException as error:
+        message = " ".join(str(error).split("\n")[0].split())
+        raise ConfigError(f"{getattr(error, 'full_key', '') or 'config'}: {message}") from None

@@ -1,21 +1,27 @@
-"""The worked examples' models. Each maps inputs [N, in_features] to predictions [N]."""
+"""The worked examples' models, and the contract every model (a user's too) must keep: inputs
+[N, in_features] in, one floating-point prediction per sample [N] out, at least one trainable
+parameter. `check_contract` tests it on real data before step 0."""
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 from torch import nn
 
-from gradtrace.config import ConfigError
+from gradtrace.errors import ConfigError, require
 
 
 class Scalar(nn.Module):
     """One parameter `w`, predicted for every sample whatever its inputs."""
 
-    def __init__(self, in_features: int, *, init: float = 3.0) -> None:
+    def __init__(self, *, init: float) -> None:
         super().__init__()
-        del in_features  # the prediction does not depend on the inputs
+        require(
+            isinstance(init, (int, float)) and math.isfinite(init), "model.init", init,
+            "a finite number",
+        )
         self.w = nn.Parameter(torch.tensor(float(init)))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -29,8 +35,8 @@ class Linear(nn.Linear):
         self,
         in_features: int,
         *,
-        weight: Optional[list[list[float]]] = None,
-        bias: Optional[list[float]] = None,
+        weight: Optional[list[list[float]]],
+        bias: Optional[list[float]],
     ) -> None:
         if in_features < 1:
             raise ConfigError(
@@ -75,3 +81,39 @@ def _tensor(key: str, values: list, shape: tuple[int, ...]) -> torch.Tensor:
             f"got {list(tensor.shape)}: {values}"
         )
     return tensor
+
+
+def check_contract(
+    model: nn.Module, target: str, inputs: torch.Tensor, targets: torch.Tensor
+) -> None:
+    """One forward pass on a batch, without gradients and in eval mode (no dropout randomness,
+    no batch-norm statistics updated), to stop before step 0 a model whose predictions do not
+    fit the targets: a [N, 1] output would broadcast against [N] targets into an [N, N] loss and
+    train silently on the wrong thing."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"model._target_={target} has no trainable parameter")
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            preds = model(inputs)
+    finally:
+        model.train(training)
+    if not isinstance(preds, torch.Tensor):
+        raise ConfigError(
+            f"model._target_={target} returned {type(preds).__name__} for inputs of shape "
+            f"{list(inputs.shape)}; it must return a tensor of shape {list(targets.shape)}"
+        )
+    if preds.shape != targets.shape:
+        hint = " (return out.squeeze(-1))" if preds.shape == (*targets.shape, 1) else ""
+        raise ConfigError(
+            f"model._target_={target} returned predictions of shape {list(preds.shape)} for "
+            f"targets of shape {list(targets.shape)}: it must return one number per sample"
+            f"{hint}"
+        )
+    if not preds.is_floating_point():
+        raise ConfigError(
+            f"model._target_={target} returned {preds.dtype} predictions of shape "
+            f"{list(preds.shape)} for targets of shape {list(targets.shape)}; they must be "
+            f"floating point"
+        )

@@ -1,10 +1,57 @@
-"""Optimisers of our own. torch.optim supplies the rest (see configs/optim/)."""
+"""Optimisers of our own, and the range checks gradtrace runs for torch's before anything is
+built (torch.optim supplies the rest; see configs/optim/). A check gets every argument the
+optimiser will get, its defaults included, and names the key users set."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
+
+from gradtrace.errors import ConfigError, is_finite_number, require
+
+
+def _check_lr(args: Mapping[str, Any]) -> None:
+    require(is_finite_number(args.get("lr")) and args["lr"] > 0, "optim.lr", args.get("lr"),
+            "a finite number > 0")
+
+
+def _check_at_least_0(args: Mapping[str, Any], *keys: str) -> None:
+    for key in keys:
+        value = args.get(key, 0)
+        require(is_finite_number(value) and value >= 0, f"optim.{key}", value,
+                "a finite number >= 0")
+
+
+def check_sgd(args: Mapping[str, Any]) -> None:
+    _check_lr(args)
+    _check_at_least_0(args, "momentum", "dampening", "weight_decay")
+    if args.get("nesterov") and args.get("momentum", 0) == 0:
+        raise ConfigError("optim.nesterov=true needs optim.momentum > 0, got 0.0")
+
+
+def check_adam(args: Mapping[str, Any]) -> None:
+    _check_lr(args)
+    betas = args.get("betas")
+    require(
+        isinstance(betas, (list, tuple)) and len(betas) == 2
+        and all(is_finite_number(b) and 0 <= b < 1 for b in betas),
+        "optim.betas",
+        list(betas) if isinstance(betas, (list, tuple)) else betas,
+        "two numbers in [0, 1)",
+    )
+    eps = args.get("eps")
+    require(is_finite_number(eps) and eps > 0, "optim.eps", eps, "a finite number > 0")
+    _check_at_least_0(args, "weight_decay")
+
+
+# Keyed by `_target_`, so that they apply to every option that names the class, a user's too.
+CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "torch.optim.SGD": check_sgd,
+    "torch.optim.Adam": check_adam,
+    "torch.optim.AdamW": check_adam,
+    "gradtrace.optim.ManualSGD": _check_lr,
+}
 
 
 class ManualSGD(torch.optim.Optimizer):

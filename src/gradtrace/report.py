@@ -14,6 +14,8 @@ def summary_lines(result: TrainResult, model: nn.Module, run_dir: str) -> list[s
         f"done: {result.steps} steps in {result.seconds:.2f} s",
         f"final loss {result.final_loss:.6g}   best loss {result.best_loss:.6g}",
     ]
+    if result.val_loss is not None:
+        lines.append(f"validation loss {result.val_loss:.6g} (after the last step)")
     if sum(p.numel() for p in model.parameters()) <= SHOW_PARAMETERS_UP_TO:
         for name, p in model.named_parameters():
             values = p.detach().cpu().flatten().tolist()

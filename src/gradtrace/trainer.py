@@ -1,16 +1,18 @@
 """The training loop: zero_grad, forward, loss, backward, log, step. All of it is in `train`.
 
-Gradient insight (gradtrace.insight) plugs in as optional objects called with a line or two each:
-a gradient check between backward and step, a step explanation around the step, and the
-trajectory the landscape picture draws."""
+Optional parts plug in with a line or two each, named here by what the loop calls (small
+protocols), not by the classes that happen to implement them: a validation loss, a gradient check
+between backward and step (gradtrace.insight.gradcheck), a step explanation around the step
+(insight.explain), and the trajectory the landscape picture draws (insight.trajectory)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 import torch
 from torch import nn
@@ -18,9 +20,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gradtrace.data import Batch
-from gradtrace.insight.explain import StepExplainer
-from gradtrace.insight.gradcheck import GradCheck
-from gradtrace.insight.trajectory import Trajectory
+from gradtrace.errors import NonFiniteError
 from gradtrace.loggers import Logger
 from gradtrace.probe import Probe
 
@@ -29,8 +29,32 @@ log = logging.getLogger(__name__)
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (preds [B], targets [B]) -> []
 
 
-class NonFiniteError(RuntimeError):
-    """The loss or a gradient became NaN or Inf; training stopped before the optimiser step."""
+class GradChecker(Protocol):
+    """Compares the gradients about to be applied with references (insight.gradcheck)."""
+
+    def due(self, step: int) -> bool: ...
+
+    def check(self, step: int, inputs: torch.Tensor, targets: torch.Tensor) -> Any: ...
+
+    def enforce(self, report: Any) -> None: ...  # strict: raises GradCheckError
+
+
+class Explainer(Protocol):
+    """Describes what one optimiser step did (insight.explain)."""
+
+    def due(self, step: int) -> bool: ...
+
+    def before_step(self, loss: float) -> Any: ...
+
+    def after_step(
+        self, step: int, before: Any, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> Any: ...  # has .markdown()
+
+
+class Recorder(Protocol):
+    """Keeps the logged rows (insight.trajectory)."""
+
+    def record(self, step: int, values: list[float]) -> None: ...
 
 
 @dataclass
@@ -39,6 +63,7 @@ class TrainResult:
     best_loss: float
     steps: int  # completed optimiser steps
     seconds: float
+    val_loss: Optional[float] = None  # on every validation sample, after the last step
 
 
 def train(
@@ -52,23 +77,29 @@ def train(
     steps: int,
     log_every_steps: int = 1,
     histogram_every_steps: int = 100,
-    grad_check: Optional[GradCheck] = None,
-    explainer: Optional[StepExplainer] = None,
-    trajectory: Optional[Trajectory] = None,
+    validation: Optional[Callable[[], float]] = None,
+    val_every_steps: int = 100,
+    grad_check: Optional[GradChecker] = None,
+    explainer: Optional[Explainer] = None,
+    trajectory: Optional[Recorder] = None,
 ) -> TrainResult:
     """Run `steps` optimiser steps and hand every `log_every_steps`-th step to `logger`.
 
     What step k logs is what step k computed with: the loss of the parameters before the k-th
     update, those parameters, and that loss's gradients. So for plain SGD the logged numbers obey
     param[k+1] = param[k] - lr * grad[k], and TensorBoard alone is enough to check an update.
-    `trajectory` keeps those logged rows for the landscape picture.
+    `validation()` is the loss on the validation samples, logged as loss/val at steps 0,
+    val_every_steps, ... (with the same parameters as that step's loss) and at step `steps`, after
+    the last update. `trajectory` keeps the logged rows for the landscape picture.
     """
     best_loss = math.inf
     loss_value = math.nan
     report_every = max(1, steps // 10)  # about ten console lines per run
     start = time.perf_counter()
-    # The bar shows only on a terminal, and only once a run has taken two seconds.
-    with logging_redirect_tqdm(), tqdm(total=steps, unit="step", delay=2, disable=None) as bar:
+    # The bar shows only on a terminal, and only once a run has taken two seconds; log lines
+    # then go through it, so that they do not break it.
+    bar = tqdm(total=steps, unit="step", delay=2, disable=None)
+    with bar, logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext():
         for step in range(steps):
             inputs, targets = next(batches)
             optimizer.zero_grad()
@@ -88,18 +119,20 @@ def train(
                 raise NonFiniteError(_describe_nonfinite(step, loss_value, probe, values))
             if probe.large and step % histogram_every_steps == 0:
                 logger.log_histograms(step, probe.histograms())
+            if validation is not None and step % val_every_steps == 0:
+                logger.log_scalars(step, {"loss/val": validation()})
             if grad_check is not None and grad_check.due(step):
                 # Autograd vs. finite differences and closed forms, on a float64 copy of the model.
                 report = grad_check.check(step, inputs, targets)
                 logger.log_scalars(step, report.scalars())
                 grad_check.enforce(report)  # strict: GradCheckError names parameter and values
 
-            explaining = explainer is not None and explainer.due(step)
-            if explaining:
-                before = explainer.before_step(loss_value)  # copies: step() changes both
+            explaining = explainer if explainer is not None and explainer.due(step) else None
+            if explaining is not None:
+                before = explaining.before_step(loss_value)  # copies: step() changes both
             optimizer.step()
-            if explaining:
-                explanation = explainer.after_step(step, before, inputs, targets)
+            if explaining is not None:
+                explanation = explaining.after_step(step, before, inputs, targets)
                 logger.log_text(step, "explain", explanation.markdown())
 
             if loss_value < best_loss:
@@ -107,7 +140,13 @@ def train(
             bar.update()
             if step % report_every == 0 or step == steps - 1:
                 log.info("step %d/%d  loss %.6g", step, steps, loss_value)
-    return TrainResult(loss_value, best_loss, steps, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    val_loss = None
+    if validation is not None:  # the trained model: after the last update
+        val_loss = validation()
+        logger.log_scalars(steps, {"loss/val": val_loss})
+        log.info("step %d/%d  validation loss %.6g", steps, steps, val_loss)
+    return TrainResult(loss_value, best_loss, steps, seconds, val_loss)
 
 
 def _describe_nonfinite(step: int, loss: float, probe: Probe, values: list[float]) -> str:

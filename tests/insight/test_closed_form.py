@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import build
 from torch import nn
 
-from conftest import compose_config
-from gradtrace.build import build_run
 from gradtrace.insight.closed_form import closed_form_grads, has_closed_form
 from gradtrace.models import Linear
 
@@ -28,7 +27,7 @@ def autograd_grads(run, inputs, targets) -> dict[str, torch.Tensor]:
 )
 def test_closed_form_equals_autograd(model: str, loss: str, data: str | None):
     overrides = [f"model={model}", f"loss={loss}"] + ([f"data={data}"] if data else [])
-    run = build_run(compose_config(*overrides))
+    run = build(*overrides)
     inputs, targets = next(run.batches)
     expected = autograd_grads(run, inputs, targets)
     closed = closed_form_grads(run.model, run.loss_fn, inputs, targets)

@@ -14,9 +14,8 @@ from typing import Mapping
 
 import pytest
 import torch
+from conftest import build
 
-from conftest import compose_config
-from gradtrace.build import build_run
 from gradtrace.trainer import train
 
 LINEAR = ("model=linear", "model.weight=[[0.5,0.5,0.5]]", "model.bias=[-0.5]")
@@ -30,7 +29,7 @@ HAND = [  # element, value, gradient, -lr*grad, new value
 
 
 def explain_first_step(*overrides: str):
-    run = build_run(compose_config(*LINEAR, "trainer.explain_steps=1", *overrides))
+    run = build(*LINEAR, "trainer.explain_steps=1", *overrides)
     inputs, targets = next(run.batches)
     run.optimizer.zero_grad()
     loss = run.loss_fn(run.model(inputs), targets)
@@ -76,7 +75,7 @@ def test_adam_applies_its_own_update_and_the_table_shows_both():
 
 
 def test_momentum_first_step_is_plain_then_not():
-    run = build_run(compose_config(*LINEAR, "optim.momentum=0.9", "trainer.explain_steps=2"))
+    run = build(*LINEAR, "optim.momentum=0.9", "trainer.explain_steps=2")
     logger = RecordingLogger()
     train(model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
           probe=run.probe, logger=logger, steps=3, explainer=run.explainer)

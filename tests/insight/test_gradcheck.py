@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from broken_losses import (
+    DoubledGradMSE,
+    FlippedGradL1,
+    HandL1,
+    HandMSE,
+    UnknownDoubledGradLoss,
+)
+from conftest import build
 from torch import nn
 
-from broken_losses import DoubledGradMSE, FlippedGradL1, HandL1, HandMSE, UnknownDoubledGradLoss
-from conftest import compose_config
-from gradtrace.build import build_run
-from gradtrace.config import ConfigError
-from gradtrace.insight.gradcheck import GradCheck, GradCheckError, finite_differences, partial_loss
+from gradtrace.errors import ConfigError, GradCheckError
+from gradtrace.insight.gradcheck import GradCheck, finite_differences, partial_loss
 from gradtrace.models import Linear, Regressor
 
 SETTINGS = dict(every_steps=1, tolerance=1e-3, abs_tolerance=1e-5, step_size=1e-6)
@@ -40,7 +45,7 @@ def uniform_regression(samples: int = 200) -> tuple[Regressor, torch.Tensor, tor
 @pytest.mark.parametrize("model", ["scalar", "linear", "regressor"])
 @pytest.mark.parametrize("loss", ["mse", "mae"])
 def test_real_configs_pass_on_both_references(model: str, loss: str):
-    run = build_run(compose_config(f"model={model}", f"loss={loss}"))
+    run = build(f"model={model}", f"loss={loss}")
     _, report = checked(run.model, run.loss_fn, *next(run.batches))
     assert report.passed, report.failures
     assert {c.reference for c in report.comparisons} == {"fd", "closed_form"}
@@ -201,11 +206,11 @@ def test_due_steps():
 )
 def test_bad_settings_fail_before_step_0(override: str, message: str):
     with pytest.raises(ConfigError, match=f"^trainer.{message}"):
-        build_run(compose_config(f"trainer.{override}"))
+        build(f"trainer.{override}")
 
 
 def test_off_by_default():
-    run = build_run(compose_config())
+    run = build()
     assert run.grad_check is None and run.explainer is None
-    run = build_run(compose_config("trainer.grad_check.every_steps=10"))
+    run = build("trainer.grad_check.every_steps=10")
     assert run.grad_check is not None and not run.grad_check.strict

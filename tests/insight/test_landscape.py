@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import build, event_accumulator, scalars
 from matplotlib.image import imread
 
-from conftest import compose_config, event_accumulator, scalars
-from gradtrace.build import build_logger, build_run
-from gradtrace.config import ConfigError
+from gradtrace.build import build_logger
+from gradtrace.errors import ConfigError
 from gradtrace.insight.picture import draw, save_landscape
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.trainer import train
@@ -22,13 +22,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def trained(tmp_path: Path, *overrides: str):
     """Train with the TensorBoard logger into tmp_path, then compute, draw and log the picture
     as scripts/train.py does. Returns the run, the landscape data and the figure."""
-    run = build_run(compose_config(*overrides))
-    logger = build_logger(compose_config(*overrides), str(tmp_path), run.probe)
+    run = build(*overrides)
+    logger = build_logger(run.plan, str(tmp_path), run.probe)
     try:
         result = train(
             model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-            probe=run.probe, logger=logger, steps=run.config.trainer.steps,
-            log_every_steps=run.config.trainer.log_every_steps, trajectory=run.trajectory,
+            probe=run.probe, logger=logger, steps=run.plan.trainer.steps,
+            log_every_steps=run.plan.trainer.log_every_steps, trajectory=run.trajectory,
         )
         data = run.landscape.compute(run.trajectory)
         png = save_landscape(data, tmp_path)
@@ -125,9 +125,9 @@ def test_resolution_and_log_every_steps(tmp_path: Path):
 
 
 def test_skipped_when_a_tensor_is_not_logged_element_by_element():
-    run = build_run(compose_config("model=regressor", "trainer.log_elements_max=5"))
+    run = build("model=regressor", "trainer.log_elements_max=5")
     assert run.landscape is None and run.trajectory is None
-    run = build_run(compose_config("model=scalar", "landscape.enabled=false"))
+    run = build("model=scalar", "landscape.enabled=false")
     assert run.landscape is None and run.trajectory is None
 
 
@@ -152,11 +152,11 @@ def test_trajectory_memory_is_bounded_and_keeps_exact_rows():
 )
 def test_bad_settings(override: str, message: str):
     with pytest.raises(ConfigError, match=message):
-        build_run(compose_config(override))
+        build(override)
 
 
 def test_axes_must_name_the_models_elements():
     with pytest.raises(ConfigError, match=r"landscape.axes must be null or two different parameter "
                        r"elements of the model \(weight\[0,0\], weight\[0,1\], weight\[0,2\], "
                        r"bias\[0\]\), got \['weight\[0,5\]', 'bias\[0\]'\]"):
-        build_run(compose_config("model=linear", 'landscape.axes=["weight[0,5]","bias[0]"]'))
+        build("model=linear", 'landscape.axes=["weight[0,5]","bias[0]"]')

@@ -14,9 +14,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from sweep_helpers import job_results, only_sweep_dir, run_script, summary_rows, sweep_dirs
+from sweep_helpers import (
+    job_results,
+    only_sweep_dir,
+    run_script,
+    summary_rows,
+    sweep_dirs,
+)
 
 STEPS = 20
 SWEEP = ("-m", "model=linear", f"trainer.steps={STEPS}", "optim.lr=0.005,0.01,-1,2")

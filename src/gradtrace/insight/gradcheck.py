@@ -34,16 +34,13 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch import nn
 
+from gradtrace.errors import GradCheckError
 from gradtrace.insight.closed_form import closed_form_grads
 from gradtrace.probe import element_names
 
 log = logging.getLogger(__name__)
 
 REFERENCES = {"fd": "finite differences", "closed_form": "the closed form"}
-
-
-class GradCheckError(RuntimeError):
-    """trainer.grad_check.strict: autograd disagreed with a reference beyond the tolerance."""
 
 
 @dataclass

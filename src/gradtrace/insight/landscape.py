@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from gradtrace.config import ConfigError
+from gradtrace.errors import ConfigError
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.probe import element_names
 
@@ -90,13 +90,6 @@ class Landscape:
                     f"got {list(axes)}"
                 )
         self.axes = axes
-
-    def save(self, trajectory: Trajectory, run_dir: str) -> bytes:
-        """Compute and draw the picture, write <run_dir>/landscape.png, return the PNG bytes."""
-        # Imported here: matplotlib takes about 0.5 s to import, paid only by runs that draw.
-        from gradtrace.insight.picture import save_landscape
-
-        return save_landscape(self.compute(trajectory), run_dir)
 
     def compute(self, trajectory: Trajectory) -> LandscapeData:
         start = time.perf_counter()

@@ -1,10 +1,10 @@
 """Where the trainer's numbers go. A logger is a sink: the trainer calls these methods and nothing
 else, and never touches TensorBoard itself.
 
-    log_config(config_yaml, hparams)          once, before step 0
+    log_config(config_yaml, hparams, metrics) once, before step 0; metrics: the HParams columns
     log_step(step, loss, lr, values)          every logged step; values is the Probe's row
     log_histograms(step, tensors)             now and then, for tensors too large for per-element
-    log_summary(step, metrics)                once, at the end (final and best loss)
+    log_summary(step, metrics)                once, at the end (final, best, validation loss)
     log_scalars(step, scalars)                rare extra scalars by tag (grad_check/...)
     log_text(step, tag, markdown)             a text entry (explain: a step's table)
     log_image(step, tag, png)                 a PNG image (landscape)
@@ -23,7 +23,7 @@ HParams = Mapping[str, "float | int | str | bool"]
 
 
 class Logger(Protocol):
-    def log_config(self, config_yaml: str, hparams: HParams) -> None: ...
+    def log_config(self, config_yaml: str, hparams: HParams, metrics: list[str]) -> None: ...
 
     def log_step(self, step: int, loss: float, lr: float, values: list[float]) -> None: ...
 
@@ -46,7 +46,7 @@ class NullLogger:
     def __init__(self, run_dir: str, columns: list[str]) -> None:
         del run_dir, columns
 
-    def log_config(self, config_yaml: str, hparams: HParams) -> None:
+    def log_config(self, config_yaml: str, hparams: HParams, metrics: list[str]) -> None:
         pass
 
     def log_step(self, step: int, loss: float, lr: float, values: list[float]) -> None:

@@ -9,7 +9,8 @@ Tags (see README, "TensorBoard tags"):
     grad/<name>[i,j]      that loss's gradients; for SGD param[k+1] = param[k] - lr * grad[k]
     param_norm/<name>     L2 norms of tensors too large for per-element scalars ...
     grad_norm/<name>      ... and of their gradients; histograms under param/<name>, grad/<name>
-    loss/final, loss/best the HParams metrics, written once at the last step
+    loss/val              the loss on every validation sample, every trainer.val_every_steps
+    loss/final, loss/best the HParams metrics, written once at the end, with loss/val_final
     config                the resolved config (text); hparams: the HParams tab
     grad_check/...        gradient-check errors at the checked steps (gradtrace.insight.gradcheck)
     explain               a table of each of the first trainer.explain_steps steps (text)
@@ -29,6 +30,7 @@ from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.plugins.text.summary_v2 import text_pb
 from torch.utils.tensorboard.summary import histogram
 
+from gradtrace.errors import is_finite_number, require
 from gradtrace.loggers.events import EventFileWriter, ScalarBlockEncoder
 
 FIXED_TAGS = ["loss/train", "optim/lr", "grad_norm/total"]
@@ -36,7 +38,13 @@ FLUSH_EVERY_STEPS = 4096  # buffer at most this many steps (also flushed by time
 
 
 class TensorBoardLogger:
-    def __init__(self, run_dir: str, columns: list[str], *, flush_every_secs: float = 5.0):
+    def __init__(self, run_dir: str, columns: list[str], *, flush_every_secs: float) -> None:
+        require(
+            is_finite_number(flush_every_secs) and flush_every_secs > 0,
+            "logger.flush_every_secs",
+            flush_every_secs,
+            "a finite number > 0",
+        )
         self.writer = EventFileWriter(run_dir)
         self.encoder = ScalarBlockEncoder(FIXED_TAGS + list(columns))
         self.grad_columns = [i for i, c in enumerate(columns) if c.startswith("grad")]
@@ -44,12 +52,15 @@ class TensorBoardLogger:
         self._last_flush = time.time()
         self._pending: list[tuple[int, float, float, float, list[float]]] = []
 
-    def log_config(self, config_yaml: str, hparams: Mapping[str, float | int | str | bool]):
+    def log_config(
+        self, config_yaml: str, hparams: Mapping[str, float | int | str | bool], metrics: list[str]
+    ) -> None:
         # Four-space indent: TensorBoard's text dashboard renders Markdown, this as code.
         markdown = "\n".join("    " + line for line in config_yaml.splitlines())
         self.writer.write_summary(text_pb("config", markdown), step=0)
-        metrics = [hp.Metric("loss/final"), hp.Metric("loss/best")]
-        config = hp.hparams_config_pb(hparams=[hp.HParam(k) for k in hparams], metrics=metrics)
+        config = hp.hparams_config_pb(
+            hparams=[hp.HParam(k) for k in hparams], metrics=[hp.Metric(m) for m in metrics]
+        )
         self.writer.write_summary(config, step=0)
         self.writer.write_summary(hp.hparams_pb(dict(hparams)), step=0)
         self.writer.flush()

@@ -48,6 +48,17 @@ class Job:
         return self.result.final_loss
 
     @property
+    def objective(self) -> str:
+        """What the sweep minimised and the summary ranks by (the config key `objective`)."""
+        return (self.result.objective if self.result else None) or "loss/final"
+
+    @property
+    def score(self) -> float:
+        """The objective's value, NaN unless completed."""
+        value = self.result.objective_value if self.result is not None else None
+        return math.nan if value is None or not self.completed else value
+
+    @property
     def label(self) -> str:
         return " ".join(self.overrides) or "(no overrides)"
 
@@ -80,9 +91,10 @@ def find_jobs(sweep_dir: str | Path) -> list[Job]:
 
 
 def ranked(jobs: list[Job]) -> list[Job]:
-    """Completed jobs by final loss, lowest first; then failed ones, then unfinished ones."""
+    """Completed jobs by their objective (final loss unless the config chose another), lowest
+    first; then failed ones, then unfinished ones."""
     order = {COMPLETED: 0, FAILED: 1, MISSING: 2}
-    return sorted(jobs, key=lambda j: (order[j.status], j.final_loss if j.completed else 0, j.num))
+    return sorted(jobs, key=lambda j: (order[j.status], j.score if j.completed else 0, j.num))
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:

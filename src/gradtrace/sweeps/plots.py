@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gradtrace.loggers.events import read_scalars
 from gradtrace.sweeps.jobs import Job, numeric, swept_keys
 
 LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up to this many
@@ -19,17 +20,10 @@ LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up 
 
 def loss_curve(run_dir: Path, tag: str = "loss/train") -> tuple[np.ndarray, np.ndarray]:
     """Steps [N] and values [N] of `tag` in the run's event files; empty when it has none."""
-    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
-    from tensorboard.util.tensor_util import make_ndarray
-
-    points = []
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        for event in EventFileLoader(str(path)).Load():
-            for value in event.summary.value:
-                if value.tag == tag:  # read back as a tensor: TensorBoard's own conversion
-                    points.append((event.step, float(make_ndarray(value.tensor))))
-    points.sort(key=lambda point: point[0])
-    return np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    series = read_scalars(run_dir).get(tag)
+    if series is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    return series.steps, series.values
 
 
 def _set_scale(ax, axis: str, values: np.ndarray) -> bool:
@@ -107,7 +101,7 @@ def _plot_curves(ax, jobs: list[Job], keys: list[str]) -> None:
 
 
 def _plot_final_loss(ax, jobs: list[Job], key: str, x: np.ndarray) -> None:
-    final = np.array([job.final_loss for job in jobs])
+    final = np.array([job.score for job in jobs])
     done = np.isfinite(final)
     order = np.argsort(x[done])
     ax.plot(x[done][order], final[done][order], "o-", color="tab:blue", label="completed")
@@ -122,7 +116,8 @@ def _plot_final_loss(ax, jobs: list[Job], key: str, x: np.ndarray) -> None:
     if failed_x:
         ax.plot([], [], ":", color="tab:red", label="failed")
     ax.set_xlabel(key)
-    ax.set_ylabel("final loss")
-    ax.set_title(f"final loss against {key}")
+    objective = jobs[0].objective if jobs else "loss/final"
+    ax.set_ylabel(objective)
+    ax.set_title(f"{objective} against {key}")
     ax.legend(fontsize="small")
     ax.grid(True, which="both", alpha=0.3)

@@ -24,10 +24,19 @@ class JobResult:
     error: Optional[str] = None  # the failure's message ("ExceptionType: ..." when unexpected)
     final_loss: Optional[float] = None  # the loss of the last step (completed runs only)
     best_loss: Optional[float] = None
+    val_loss: Optional[float] = None  # on the validation samples after the last step, if any
+    objective: Optional[str] = None  # the config's `objective`: what the summary ranks by
     steps: Optional[int] = None  # completed optimiser steps
     seconds: Optional[float] = None  # wall time of the whole job: checks, build, train, close
     train_seconds: Optional[float] = None  # of which the training loop
     threads: Optional[int] = None  # torch CPU threads the job ran with
+
+    @property
+    def objective_value(self) -> Optional[float]:
+        """The value of `objective` (loss/final when not recorded)."""
+        values = {"loss/final": self.final_loss, "loss/best": self.best_loss,
+                  "loss/val_final": self.val_loss}
+        return values.get(self.objective or "loss/final")
 
     @property
     def error_line(self) -> str:

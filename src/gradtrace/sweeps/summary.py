@@ -41,7 +41,7 @@ class Summary:
 
 
 def describe_job(job: Job) -> str:
-    loss = f"final loss {job.final_loss:.6g}" if job.completed else job.status
+    loss = f"{job.objective} {job.score:.6g}" if job.completed else job.status
     return f"job {job.num} ({job.label}), {loss}, folder {job.folder.name}"
 
 
@@ -75,6 +75,7 @@ def _row(rank: int, job: Job) -> dict[str, str]:
         "status": job.status if job.completed else f"{job.status}: {job.error_line}",
         "final_loss": _number(result.final_loss if result else None),
         "best_loss": _number(result.best_loss if result else None),
+        "val_loss": _number(result.val_loss if result else None),
         "steps": _number(result.steps if result else None, "d"),
         "seconds": _number(result.seconds if result else None, ".3f"),
         "folder": job.folder.name,
@@ -100,8 +101,8 @@ def write_markdown(summary: Summary, path: Path) -> Path:
         lines += [f"**Best: {describe_job(summary.best)}.**", ""]
     lines += [f"{len(summary.jobs)} jobs: {len(summary.jobs) - len(summary.failed)} completed, "
               f"{len(summary.failed)} failed.", ""]
-    columns = ["rank", "job", "overrides", "status", "final loss", "best loss", "steps",
-               "wall time (s)"]
+    columns = ["rank", "job", "overrides", "status", "final loss", "best loss", "val loss",
+               "steps", "wall time (s)"]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for rank, job in enumerate(summary.jobs, start=1):
         row = list(_row(rank, job).values())[:-1]  # all but the folder

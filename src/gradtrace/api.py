@@ -1,0 +1,124 @@
+"""The Python API, for notebooks and scripts: the same experiments as the CLI, as a function.
+
+    import gradtrace
+    result = gradtrace.run(["model=linear", "optim.lr=0.1"])
+    result.final_loss, result.history["loss/train"].values, result.model
+
+`run` composes the same configs as scripts/train.py (gradtrace's configs/, and your own folder of
+options with `config_dir`), from any working directory, writes the same run folder (event file,
+result.json, landscape.png, train.log, .hydra/) and raises the same errors with the same messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+
+from gradtrace.config import register
+from gradtrace.experiment import run_experiment
+from gradtrace.loggers.events import Series, read_scalars
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # the repository's configs/
+
+
+@dataclass
+class RunResult:
+    final_loss: float  # the loss of the last step's batch, before its update
+    best_loss: float
+    val_loss: Optional[float]  # on the validation samples after the last step; None without
+    objective: float  # the value of the config's `objective`
+    steps: int
+    run_dir: Path
+    model: nn.Module  # the trained model
+    history: dict[str, Series]  # every logged scalar tag: .steps, .values (NumPy arrays)
+
+
+def run(
+    overrides: Sequence[str] = (),
+    *,
+    run_dir: str | Path | None = None,
+    config_dir: str | Path | None = None,
+    verbose: bool = True,
+) -> RunResult:
+    """Train the experiment that `python scripts/train.py OVERRIDES` would, in this process.
+
+    run_dir: the run folder (created if needed); None: outputs/runs/<time>_<pid>_<overrides>
+    under the current folder, as the CLI names it. config_dir: a folder of your own options
+    (model/, data/, loss/, optim/), as the CLI's --config-dir. verbose: print the run's log lines
+    (they always go to <run_dir>/train.log). Raises ConfigError (a bad value), NonFiniteError,
+    GradCheckError, or Hydra's errors for an unknown key or option.
+    """
+    cfg, choices, default_dir = compose_config(overrides, config_dir)
+    folder = Path(run_dir) if run_dir is not None else Path(default_dir)
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create(list(overrides)), folder / ".hydra" / "overrides.yaml")
+    with _log_to(folder / "train.log", verbose):
+        outcome = run_experiment(cfg, str(folder), choices)
+    result = outcome.result
+    return RunResult(
+        final_loss=result.final_loss,
+        best_loss=result.best_loss,
+        val_loss=result.val_loss,
+        objective=outcome.objective,
+        steps=result.steps,
+        run_dir=folder,
+        model=outcome.model,
+        history=read_scalars(folder),
+    )
+
+
+def compose_config(
+    overrides: Sequence[str] = (), config_dir: str | Path | None = None
+) -> tuple[DictConfig, dict[str, Optional[str]], str]:
+    """The job config the CLI would run with, the option chosen in each group, and the run
+    folder the CLI would write to (relative to the current folder)."""
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides must be a list of strings, got the string {overrides!r}")
+    register()
+    extra = []
+    if config_dir is not None:
+        extra.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, *extra], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # for ${now:...} and ${hydra:...} in run.dir
+        run_dir = str(cfg.hydra.run.dir)
+        choices = dict(OmegaConf.to_container(cfg.hydra.runtime.choices))  # type: ignore[arg-type]
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices, run_dir
+
+
+@contextmanager
+def _log_to(log_file: Path, verbose: bool) -> Iterator[None]:
+    """gradtrace's log lines into `log_file` (as Hydra's train.log) and, if verbose, stderr."""
+    logger = logging.getLogger("gradtrace")
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file)]
+    handlers[0].setFormatter(
+        logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    )
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+        handlers[-1].setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = not verbose  # printed here: not a second time by the root's handlers
+    for handler in handlers:
+        logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            logger.removeHandler(handler)
+            handler.close()
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -1,0 +1,42 @@
+"""The errors a user can cause and fix, and the exit code of each. No dependencies, so that every
+layer (models, data, trainer, insight, config) can raise them without importing Hydra.
+
+Each message is one line that names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config value, a combination of values, or a user's object that cannot work (exit 2)."""
+
+
+class NonFiniteError(RuntimeError):
+    """The loss or a gradient became NaN or Inf; training stopped before the optimiser step
+    (exit 3)."""
+
+
+class GradCheckError(RuntimeError):
+    """trainer.grad_check.strict: autograd disagreed with a reference beyond the tolerance
+    (exit 4)."""
+
+
+EXIT_CODES: dict[type[Exception], int] = {ConfigError: 2, NonFiniteError: 3, GradCheckError: 4}
+
+
+def exit_code(error: BaseException) -> int | None:
+    """The documented exit code of a user's error; None for anything else (a bug)."""
+    return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), None)
+
+
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise `ConfigError("<key> must be <allowed>, got <value>")` unless `ok`."""
+    if not ok:
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
