@@ -90,8 +90,9 @@ def test_regressor_gradient_read_back_from_the_event_file(cli, tmp_path: Path):
 @pytest.mark.parametrize(
     "override,words",
     [
-        ("optim.lr=abc", ["optim.lr", "'abc'", "could not be converted to Float"]),
-        ("optim.lrr=1", ["optim.lrr", "Key 'lrr' not in 'SGDConfig'"]),
+        ("trainer.steps=abc", ["trainer.steps", "'abc'", "could not be converted to Integer"]),
+        ("trainer.stepz=1", ["trainer.stepz", "Key 'stepz' not in 'TrainerConfig'"]),
+        ("optim.lrr=1", ["Could not override 'optim.lrr'", "+optim.lrr=1"]),
         ("model=nope", ["Could not find 'model/nope'", "linear", "regressor", "scalar"]),
     ],
 )
@@ -106,10 +107,12 @@ def test_typos_fail_with_hydra_messages(cli, tmp_path: Path, override: str, word
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["optim.lr=-1"], "optim.lr must be a finite number > 0, got -1.0"),
+        (["optim.lr=-1"], "optim.lr must be a finite number > 0, got -1"),
+        (["optim.lr=abc"], "optim.lr must be a finite number > 0, got 'abc'"),
+        (["+optim.lrr=1"], "optim: torch.optim.SGD takes no argument lrr (did you mean lr?)"),
         (["optim=adam", "optim.betas=[0.9,1.5]"], "optim.betas must be two numbers in [0, 1)"),
         (["model=regressor", "data.batch_size=2000"],
-         "data.batch_size must be at most the number of samples (1000), got 2000"),
+         "data.batch_size must be at most the number of training samples (1000), got 2000"),
         (["model=linear", "data=scalar"], "model=linear needs inputs with at least one feature"),
     ],
 )

@@ -1,19 +1,32 @@
-"""Every option of every config group composes and builds; bad values fail with clear messages."""
+"""Every option of every config group composes and builds; groups combine; bad values fail with
+clear messages."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS, build, compose_config
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
-from gradtrace.build import build_logger, build_run, make_plan
+from conftest import CONFIGS, build, compose_config
+from gradtrace.build import build_logger, make_plan
+from gradtrace.config import folder_suffix
 from gradtrace.errors import ConfigError
 
-GROUPS = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir())
+GROUPS = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [(group, p.stem) for group in GROUPS for p in sorted((CONFIGS / group).glob("*.yaml"))]
+
+
+def option_overrides(group: str, option: str, tmp_path: Path) -> list[str]:
+    """Overrides that select `option`, plus what it needs to build (data=file: a file)."""
+    # The scalar model ignores its inputs, so it fits every data option.
+    overrides = [f"{group}={option}"] if group == "model" else ["model=scalar", f"{group}={option}"]
+    if (group, option) == ("data", "file"):
+        path = tmp_path / "points.csv"
+        path.write_text("x,y\n1,2\n3,4\n")
+        overrides += [f"data.path={path}", "data.target=y"]
+    return overrides
 
 
 def test_every_group_has_options():
@@ -22,10 +35,7 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_builds(group: str, option: str, tmp_path: Path):
-    # The scalar model ignores its inputs, so it fits every data option.
-    overrides = [f"{group}={option}"] if group == "model" else ["model=scalar", f"{group}={option}"]
-    cfg = compose_config(*overrides)
-    run = build_run(make_plan(cfg))
+    run = build(*option_overrides(group, option, tmp_path))
     logger = build_logger(run.plan, str(tmp_path), run.probe)
     logger.close()
     inputs, targets = next(run.batches)
@@ -48,22 +58,42 @@ def test_data_and_loss_overrides_change_one_thing():
     cfg = compose_config("model=linear", "loss=mae", "data=uniform")
     assert cfg.loss._target_ == "torch.nn.L1Loss"
     assert cfg.data.samples == 1000
-    assert build_run(cfg).model.weight.shape == (1, 10)  # in_features follows the data
+    assert build("model=linear", "loss=mae", "data=uniform").model.weight.shape == (1, 10)
+
+
+def test_gradtraces_own_data_keys_are_in_every_data_option():
+    for option in ("scalar", "single_sample", "uniform", "file"):
+        data = compose_config(f"data={option}").data
+        assert data.batch_size is None and data.val_fraction == 0.0 and data.val_path is None
+
+
+def test_each_default_lives_in_one_place():
+    # The trainer and landscape options only name their schema; the values are its defaults.
+    for group in ("trainer", "landscape"):
+        for path in (CONFIGS / group).glob("*.yaml"):
+            lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+            assert [line for line in lines if line] == ["defaults:", f"- /schema/{group}/{group}@_here_"]
 
 
 RANGE_ERRORS = [
-    ("optim.lr=-1", r"^optim\.lr must be a finite number > 0, got -1\.0$"),
-    ("optim.lr=0", r"^optim\.lr must be a finite number > 0, got 0\.0$"),
+    ("optim.lr=-1", r"^optim\.lr must be a finite number > 0, got -1$"),
+    ("optim.lr=0", r"^optim\.lr must be a finite number > 0, got 0$"),
     ("optim.lr=nan", r"^optim\.lr must be a finite number > 0, got nan$"),
     ("optim.lr=inf", r"^optim\.lr must be a finite number > 0, got inf$"),
+    ("optim.lr=abc", r"^optim\.lr must be a finite number > 0, got 'abc'$"),
     ("optim.momentum=-0.5", r"^optim\.momentum must be a finite number >= 0, got -0\.5$"),
     ("optim.nesterov=true", r"^optim\.nesterov=true needs optim\.momentum > 0"),
     ("optim.weight_decay=-1", r"^optim\.weight_decay must be a finite number >= 0"),
     ("trainer.steps=0", r"^trainer\.steps must be an integer >= 1, got 0$"),
     ("trainer.log_every_steps=0", r"^trainer\.log_every_steps must be an integer >= 1, got 0$"),
+    ("trainer.val_every_steps=0", r"^trainer\.val_every_steps must be an integer >= 1, got 0$"),
     ("trainer.device=gpu", r"^trainer\.device must be one of auto, cpu, cuda, cuda:N, got 'gpu'$"),
     ("model.init=inf", r"^model\.init must be a finite number, got inf$"),
-    ("logger.flush_every_secs=0", r"^logger\.flush_every_secs must be a finite number > 0"),
+    ("objective=loss/val", r"^objective must be one of loss/final, loss/best, loss/val_final"),
+    ("objective=loss/val_final", r"^objective=loss/val_final needs validation samples"),
+    ("data.val_fraction=1", r"^data\.val_fraction must be a number in \[0, 1\)"),
+    ("data.val_path=v.csv", r"^data\.val_path needs a data option that reads a file"),
+    ("data=file", r"^data\.path must be set: data\.path=\.\.\.$"),
 ]
 
 
@@ -73,17 +103,26 @@ def test_out_of_range_values(override: str, message: str):
         build(override)
 
 
+def test_logger_settings_are_checked_before_its_file_exists(tmp_path: Path):
+    run = build("logger.flush_every_secs=0")
+    with pytest.raises(ConfigError, match=r"^logger\.flush_every_secs must be a finite number > 0"):
+        build_logger(run.plan, str(tmp_path / "run"), run.probe)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
         (["optim=adam", "optim.betas=[0.9,1.0]"],
          r"^optim\.betas must be two numbers in \[0, 1\), got \[0\.9, 1\.0\]$"),
         (["optim=adam", "optim.betas=[-0.1,0.9]"], r"^optim\.betas must be two numbers in \[0, 1\)"),
-        (["optim=adam", "optim.eps=0"], r"^optim\.eps must be a finite number > 0, got 0\.0$"),
+        (["optim=adam", "optim.eps=0"], r"^optim\.eps must be a finite number > 0, got 0$"),
         (["model=regressor", "data.batch_size=0"],
          r"^data\.batch_size must be null \(full batch\) or an integer >= 1, got 0$"),
         (["model=regressor", "data.batch_size=1001"],
-         r"^data\.batch_size must be at most the number of samples \(1000\), got 1001$"),
+         r"^data\.batch_size must be at most the number of training samples \(1000\), got 1001$"),
+        (["model=regressor", "data.val_fraction=0.5", "data.batch_size=501"],
+         r"^data\.batch_size must be at most the number of training samples \(500\), got 501$"),
         (["model=regressor", "data.samples=0"], r"^data\.samples must be an integer >= 1, got 0$"),
         (["model=linear", "data=scalar"], r"^model=linear needs inputs with at least one feature"),
         (["model=regressor", "data=scalar"], r"^model=regressor needs inputs with at least one"),
@@ -93,7 +132,9 @@ def test_out_of_range_values(override: str, message: str):
         (["model=linear", "data.inputs=[[1,2],[3]]", "data.targets=[1,2]"],
          r"^data\.inputs must be rows of numbers, all of one length"),
         (["model=linear", "data.targets=[1,2]"],
-         r"^data\.targets must hold one number per input row \(1\), got shape \[2\]$"),
+         r"^data: targets must hold one number per input row \(1\), got shape \[2\]$"),
+        (["model=regressor", "data.val_fraction=0.5", "data.val_path=v.csv"],
+         r"^data\.val_path needs a data option that reads a file"),
     ],
 )
 def test_bad_combinations(overrides: list[str], message: str):
@@ -101,20 +142,41 @@ def test_bad_combinations(overrides: list[str], message: str):
         build(*overrides)
 
 
-def test_wrong_type_names_the_key():
+def test_wrong_type_in_gradtraces_own_settings_names_the_key():
     with pytest.raises(ConfigCompositionException) as info:
-        compose_config("optim.lr=abc")
+        compose_config("trainer.steps=abc")
     assert isinstance(info.value.__cause__, ValidationError)
-    assert "optim.lr" in str(info.value.__cause__) and "abc" in str(info.value.__cause__)
+    assert "trainer.steps" in str(info.value.__cause__) and "abc" in str(info.value.__cause__)
 
 
 def test_unknown_key_names_the_key():
     with pytest.raises(ConfigCompositionException) as info:
-        compose_config("optim.lrr=1")
-    assert "Key 'lrr' not in 'SGDConfig'" in str(info.value.__cause__)
-    assert "full_key: optim.lrr" in str(info.value.__cause__)
+        compose_config("trainer.stepz=1")
+    assert "Key 'stepz' not in 'TrainerConfig'" in str(info.value.__cause__)
+    with pytest.raises(ConfigError, match=r"^optim: torch\.optim\.SGD takes no argument lrr "
+                                          r"\(did you mean lr\?\); it takes lr, momentum, "):
+        make_plan(compose_config("+optim.lrr=1"))
 
 
 def test_unknown_option_lists_the_allowed_ones():
     with pytest.raises(MissingConfigException, match=r"(?s)nope.*linear.*regressor.*scalar"):
         compose_config("model=nope")
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ("", ""),
+        ("optim.lr=0.1,trainer.steps=5", "_optim.lr=0.1,trainer.steps=5"),
+        ("data.path=data/my.csv", "_data.path=data-my.csv"),  # no nested folders
+        ("model.weight=[[0.5,0.5]],model.bias=[-0.5]", "_model.weight=0.5,0.5,model.bias=-0.5"),
+        ("+data.path='a b/c.csv'", "_+data.path=a-b-c.csv"),
+    ],
+)
+def test_run_folder_names_are_one_safe_folder(overrides: str, expected: str):
+    assert folder_suffix(overrides) == expected
+
+
+def test_long_overrides_make_short_distinct_folder_names():
+    a, b = (folder_suffix(f"data.path={'x' * 300}{end}.csv") for end in "ab")
+    assert len(a) <= 81 and len(b) <= 81 and a != b
