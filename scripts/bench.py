@@ -1,6 +1,6 @@
 """Trainer vs. a bare hand-written PyTorch loop: median microseconds per step and the ratio.
 
-    python scripts/bench.py [--steps 2000] [--repeats 7] [--insight]
+    python scripts/bench.py [--steps 2000] [--repeats 7] [--insight] [--loaders]
 
 For each worked example the same model, data and loss run three ways, interleaved in one process
 so that machine noise hits all three alike:
@@ -13,6 +13,10 @@ so that machine noise hits all three alike:
 --insight adds the cost of gradient insight, each used only when asked for or once per run:
 one gradient check (trainer.grad_check), one explained step (trainer.explain_steps), and the
 landscape picture's losses and drawing, in milliseconds next to the trainer's step.
+
+--loaders times data=file's reader (gradtrace.files.load_file) on a 1,000,000 x 20 float CSV
+written to a temporary folder, against numpy.loadtxt of the same file, and on the same numbers as
+.parquet and .npz; medians in seconds. --loaders-only skips the trainer's table.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from gradtrace.build import build_logger, build_run
+from gradtrace.build import build_logger, build_run, make_plan
 from gradtrace.config import register
+from gradtrace.files import load_file
 from gradtrace.insight.picture import draw
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import NullLogger
@@ -49,7 +55,7 @@ def bare_loop(model, loss_fn, optimizer, inputs, targets, steps: int) -> None:
 def bench_example(example: str, steps: int, repeats: int, out_dir: Path) -> dict[str, float]:
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=[f"model={example}", f"trainer.steps={steps}"])
-    run = build_run(cfg)
+    run = build_run(make_plan(cfg))
     initial = copy.deepcopy(run.model.state_dict())
     inputs, targets = next(run.batches)
     lr = run.optimizer.param_groups[0]["lr"]
@@ -72,7 +78,7 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path) -> dict
         bare_loop(run.model, run.loss_fn, optimizer, inputs, targets, steps)
         times["bare"].append(time.perf_counter() - start)
         times["trainer"].append(timed_train(NullLogger("", [])))
-        logger = build_logger(cfg, str(out_dir / f"{example}-{repeat}"), run.probe)
+        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}"), run.probe)
         trajectory = Trajectory(run.probe.columns) if run.trajectory is not None else None
         times["logged"].append(timed_train(logger, trajectory))
     return {name: statistics.median(t) / steps * 1e6 for name, t in times.items()}
@@ -84,7 +90,7 @@ def bench_insight(example: str, repeats: int) -> dict[str, float]:
     overrides = [f"model={example}", "trainer.grad_check.every_steps=1", "trainer.explain_steps=1"]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    run = build_run(cfg)
+    run = build_run(make_plan(cfg))
     train(
         model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
         probe=run.probe, logger=NullLogger("", []), steps=100, trajectory=run.trajectory,
@@ -115,13 +121,56 @@ def bench_insight(example: str, repeats: int) -> dict[str, float]:
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
 
 
+def bench_loaders(rows: int, repeats: int) -> None:
+    """Write rows x 20 floats (19 features, the target y) as .csv, .parquet and .npz, and print
+    the median seconds of reading each."""
+    import pyarrow as pa
+    from pyarrow import csv, parquet
+
+    numbers = np.random.default_rng(0).normal(size=(rows, 20))
+    names = [f"x{i}" for i in range(1, 20)] + ["y"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = {suffix: Path(tmp) / f"data{suffix}" for suffix in (".csv", ".parquet", ".npz")}
+        table = pa.table(dict(zip(names, numbers.T)))
+        csv.write_csv(table, path[".csv"])
+        parquet.write_table(table, path[".parquet"])
+        np.savez(path[".npz"], inputs=numbers[:, :19], targets=numbers[:, 19])
+        readers = {
+            "load_file .csv": lambda: load_file(str(path[".csv"]), target="y", features=None),
+            "numpy.loadtxt .csv": lambda: np.loadtxt(path[".csv"], delimiter=",", skiprows=1),
+            "load_file .parquet": lambda: load_file(str(path[".parquet"]), target="y",
+                                                    features=None),
+            "load_file .npz": lambda: load_file(str(path[".npz"]), target=None, features=None),
+        }
+        times: dict[str, list[float]] = {name: [] for name in readers}
+        for _ in range(repeats):  # interleaved, as above
+            for name, read in readers.items():
+                start = time.perf_counter()
+                read()
+                times[name].append(time.perf_counter() - start)
+        size = {name: path[name.split()[-1]].stat().st_size / 1e6 for name in readers}
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"\nfile loaders: {rows:,} x 20 floats, {repeats} repeats, medians in seconds")
+    print(f"{'reader':<20} {'MB':>8} {'seconds':>8} {'x load_file .csv':>17}")
+    for name, seconds in median.items():
+        print(f"{name:<20} {size[name]:8.1f} {seconds:8.3f} "
+              f"{seconds / median['load_file .csv']:16.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--examples", nargs="+", default=["scalar", "linear", "regressor"])
     parser.add_argument("--insight", action="store_true", help="also time gradient insight")
+    parser.add_argument("--loaders", action="store_true", help="also time the file loaders")
+    parser.add_argument("--loaders-only", action="store_true", help="time the file loaders only")
+    parser.add_argument("--loader-rows", type=int, default=1_000_000)
+    parser.add_argument("--loader-repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.loaders_only:
+        bench_loaders(args.loader_rows, args.loader_repeats)
+        return
     register()
     logging.basicConfig(level=logging.WARNING)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
@@ -136,7 +185,7 @@ def main() -> None:
                   f"{t['trainer'] / t['bare']:12.3f}x {t['logged'] / t['bare']:11.3f}x")
             step_ms[example] = t["trainer"] / 1e3
     if args.insight:
-        print(f"\ngradient insight, medians in milliseconds (x: in trainer steps)")
+        print("\ngradient insight, medians in milliseconds (x: in trainer steps)")
         print(f"{'example':<10} {'grad check':>16} {'explained step':>16} {'landscape':>10} "
               f"{'picture':>8}")
         for example in args.examples:
@@ -145,6 +194,8 @@ def main() -> None:
             print(f"{example:<10} {check:7.2f} ({check / step_ms[example]:5.0f}x) "
                   f"{explain:7.2f} ({explain / step_ms[example]:5.0f}x) "
                   f"{t['landscape']:10.1f} {t['picture']:8.1f}")
+    if args.loaders:
+        bench_loaders(args.loader_rows, args.loader_repeats)
 
 
 if __name__ == "__main__":

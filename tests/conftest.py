@@ -27,6 +27,11 @@ def compose_config(*overrides: str) -> DictConfig:
         return compose("train", overrides=list(overrides))
 
 
+def compose_config_from(config_dir: Path, *overrides: str) -> DictConfig:
+    """The config `python scripts/train.py --config-dir CONFIG_DIR OVERRIDES` would run with."""
+    return compose_config(f"hydra.searchpath=[file://{config_dir}]", *overrides)
+
+
 def build(*overrides: str) -> Run:
     """What `python scripts/train.py OVERRIDES` builds before its first step."""
     return build_run(make_plan(compose_config(*overrides)))

@@ -41,7 +41,7 @@ def load_file(path: str, *, target: str | None, features: list[str] | None) -> S
     names = table.column_names
     if target is None:
         raise ConfigError(
-            f"data.target must name the target column of {path}, one of {', '.join(names)}"
+            f"data.target must name the target column of {path}, one of {_listed(names)}"
         )
     if features is None:
         features = [n for n in names if n != target]
@@ -49,7 +49,13 @@ def load_file(path: str, *, target: str | None, features: list[str] | None) -> S
     if unknown:
         key = "data.target" if unknown[0] == target else "data.features"
         raise ConfigError(
-            f"{key}: {unknown[0]!r} is not a column of {path}; its columns are {', '.join(names)}"
+            f"{key}: {unknown[0]!r} is not a column of {path}; its columns are {_listed(names)}"
+        )
+    repeated = [c for c in [target, *features] if names.count(c) > 1]
+    if repeated:
+        raise ConfigError(
+            f"data.path={path}: the header names the column {repeated[0]!r} "
+            f"{names.count(repeated[0])} times; rename all but one"
         )
     if target in features or not features:
         raise ConfigError(
@@ -86,7 +92,8 @@ def _read_table(file: Path) -> Any:
         if file.suffix == ".csv":
             from pyarrow import csv
 
-            return csv.read_csv(file)
+            # strings_can_be_null: an empty cell is a null in a column of text too
+            return csv.read_csv(file, convert_options=csv.ConvertOptions(strings_can_be_null=True))
         from pyarrow import parquet
 
         return parquet.read_table(file)
@@ -103,23 +110,30 @@ def _numbers(table: Any, name: str, file: Path) -> np.ndarray:
 
     column = table.column(name)
     kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _finite(_parse(column.to_pylist(), name, file), name, file)
     if column.null_count:
         row = pc.index(pc.is_null(column), True).as_py()
         raise ConfigError(f"data: {_where(file, name, row)} is empty or NaN")
     if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
         return _finite(column.to_numpy().astype(np.float64), name, file)
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise ConfigError(f"data: column {name!r} of {file} holds {kind} values, not numbers")
-    cells = column.to_pylist()
+    raise ConfigError(f"data: column {name!r} of {file} holds {kind} values, not numbers")
+
+
+def _parse(cells: list[str | None], name: str, file: Path) -> np.ndarray:
+    """A column of text (some cell is not a number to pyarrow): the first bad cell in row order
+    is the error."""
     values = np.empty(len(cells))
     for row, cell in enumerate(cells):
+        if cell is None:
+            raise ConfigError(f"data: {_where(file, name, row)} is empty or NaN")
         try:
             values[row] = float(cell)
         except ValueError:
             raise ConfigError(
                 f"data: {_where(file, name, row)} is {cell!r}, not a number"
             ) from None
-    return _finite(values, name, file)
+    return values
 
 
 def _finite(values: np.ndarray, name: str, file: Path) -> np.ndarray:
@@ -131,23 +145,49 @@ def _finite(values: np.ndarray, name: str, file: Path) -> np.ndarray:
 
 
 def _where(file: Path, column: str, row: int) -> str:
-    line = f" (line {row + 2})" if file.suffix == ".csv" else ""
+    line = f" (line {_csv_line(file, row)})" if file.suffix == ".csv" else ""
     return f"row {row + 1}{line}, column {column!r} of {file}"
+
+
+def _csv_line(file: Path, row: int) -> int:
+    """The line of data row `row` (from 0) of a CSV file, read as pyarrow reads it: empty lines
+    are skipped, and a quoted cell may span lines. Only for messages: it reads the file again."""
+    import csv
+
+    with open(file, newline="", encoding="utf-8", errors="replace") as lines:
+        reader = csv.reader(lines)
+        end, record = 0, -1  # the last line read; the header is record -1
+        for cells in reader:
+            if cells:
+                if record == row:
+                    return end + 1
+                record += 1
+            end = reader.line_num
+    return row + 2
+
+
+def _listed(names: list[str]) -> str:
+    """Column names quoted, so that a space in a header shows."""
+    return ", ".join(repr(name) for name in names)
 
 
 def _load_npz(file: Path) -> Samples:
     try:
-        with np.load(file) as arrays:
-            missing = [k for k in ("inputs", "targets") if k not in arrays]
-            if missing:
-                raise ConfigError(
-                    f"data.path={file} must hold the arrays inputs and targets "
-                    f"(np.savez(path, inputs=..., targets=...)); it holds {', '.join(arrays)}"
-                )
-            inputs, targets = arrays["inputs"], arrays["targets"]
+        npz = np.load(file)
+        if not hasattr(npz, "files"):  # np.save's one array
+            raise ValueError("it holds one array, not the named arrays of np.savez")
+        with npz:
+            names = list(npz.files)
+            arrays = {k: npz[k] for k in ("inputs", "targets") if k in names}
     except (OSError, ValueError) as error:
         raise ConfigError(f"data.path={file} cannot be read as .npz: {error}") from None
+    if len(arrays) < 2:
+        raise ConfigError(
+            f"data.path={file} must hold the arrays inputs and targets "
+            f"(np.savez(path, inputs=..., targets=...)); it holds {', '.join(names) or 'none'}"
+        )
+    inputs, targets = arrays["inputs"], arrays["targets"]
     for name, array in (("inputs", inputs), ("targets", targets)):
-        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        if array.dtype.kind not in "biuf":  # bool, int, unsigned, float: not complex, text
             raise ConfigError(f"data: the array {name} of {file} holds {array.dtype}, not numbers")
     return as_samples((inputs, targets), f"data: {file}")

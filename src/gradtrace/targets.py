@@ -11,11 +11,12 @@ one-line ConfigError naming the group, the target and the message.
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from hydra.utils import get_object, instantiate
+from hydra.utils import instantiate
 
 from gradtrace.errors import ConfigError
 
@@ -58,14 +59,7 @@ class Target:
                 f"{group}._target_ must name a class or function, e.g. mypackage.MyModel, "
                 f"got {path!r}"
             )
-        try:
-            factory = get_object(path)
-        except Exception as error:  # ImportError, or anything the user's module raised
-            cause = error.__cause__ or error
-            raise ConfigError(
-                f"{group}._target_={path} cannot be imported ({_one_line(cause)}): install the "
-                f"package that holds it, or run from the folder that holds it"
-            ) from None
+        factory = locate(f"{group}._target_", path)
         if not callable(factory):
             raise ConfigError(f"{group}._target_={path} is not a class or function")
         kwargs = {k: v for k, v in node.items() if k not in HYDRA_KEYS}
@@ -147,6 +141,36 @@ class Target:
                     f"{self.group}.{p.name}=... (+{self.group}.{p.name}=... if your option has "
                     f"no such key)"
                 )
+
+
+def locate(key: str, path: str) -> Any:
+    """The object at the dotted `path` (module.Class, package.module.function, ...); a
+    ConfigError naming `key` when it cannot be imported."""
+    parts = path.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"{key} must be a dotted path such as mypackage.MyModel, got {path!r}")
+    for split in range(len(parts) - 1, 0, -1):  # the longest prefix that is a module
+        module_name = ".".join(parts[:split])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name is not None and module_name.startswith(error.name):
+                continue  # this prefix is no module: try a shorter one
+            raise ConfigError(f"{key}={path} cannot be imported: importing {module_name} raised "
+                              f"{type(error).__name__}: {_one_line(error)}") from None
+        except Exception as error:  # the user's module failed while importing
+            raise ConfigError(f"{key}={path} cannot be imported: importing {module_name} raised "
+                              f"{type(error).__name__}: {_one_line(error)}") from None
+        for name in parts[split:]:
+            if not hasattr(obj, name):
+                raise ConfigError(f"{key}={path} cannot be imported: {obj.__name__} has no "
+                                  f"attribute {name}")
+            obj = getattr(obj, name)
+        return obj
+    raise ConfigError(
+        f"{key}={path} cannot be imported: there is no module {parts[0]!r} (install the package "
+        f"that holds it, or run from the folder that holds it)"
+    )
 
 
 def _parameters(factory: Callable[..., Any]) -> list[inspect.Parameter] | None:
