@@ -104,7 +104,7 @@ def _read_table(file: Path) -> Any:
 
 def _numbers(table: Any, name: str, file: Path) -> np.ndarray:
     """Column `name` as float64 [N]; a cell that is empty or not a number is a ConfigError that
-    names its row (counting data rows from 1; in a CSV file, line row + 1) and column."""
+    names its row (counting data rows from 1; in a CSV file, its line too) and column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
