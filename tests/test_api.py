@@ -13,8 +13,9 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 import gradtrace
-from conftest import scalars
 from gradtrace.errors import ConfigError
+
+from conftest import scalars
 
 LINEAR = ["model=linear", "model.weight=[[0.5,0.5,0.5]]", "model.bias=[-0.5]", "optim.lr=0.01"]
 

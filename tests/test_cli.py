@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TRAIN_SCRIPT, event_accumulator, run_dirs, scalars
 from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from conftest import TRAIN_SCRIPT, event_accumulator, run_dirs, scalars
 
 
 def only_run(tmp_path: Path) -> Path:

@@ -9,10 +9,11 @@ import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
-from conftest import CONFIGS, build, compose_config
 from gradtrace.build import build_logger, make_plan
 from gradtrace.config import folder_suffix
 from gradtrace.errors import ConfigError
+
+from conftest import CONFIGS, build, compose_config
 
 GROUPS = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [(group, p.stem) for group in GROUPS for p in sorted((CONFIGS / group).glob("*.yaml"))]

@@ -6,13 +6,14 @@ import struct
 from pathlib import Path
 
 import numpy as np
-from conftest import event_accumulator
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
     masked_crc32c as tb_masked_crc,
 )
 
 from gradtrace.loggers.events import EventFileWriter, ScalarBlockEncoder, masked_crc32c
+
+from conftest import event_accumulator
 
 TAGS = ["loss/train", "param/weight[0,2]", "grad/w"]
 # Steps whose varint takes 1, 2, 3 and 4 bytes, so one block has records of four lengths.

@@ -10,12 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-from conftest import build, run_cli, run_dirs, scalars
 from pyarrow import parquet
 
 import gradtrace
 from gradtrace.errors import ConfigError
 from gradtrace.files import load_file
+
+from conftest import build, run_cli, run_dirs, scalars
 
 # x1: integers only, x2: integers and decimals mixed, y: the target, between the features.
 HEADER = ["x1", "y", "x2"]

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, compose_config_from, run_cli, run_dirs, scalars
 from gradtrace.build import build_run, make_plan
 from gradtrace.errors import ConfigError
+
+from conftest import REPO, compose_config_from, run_cli, run_dirs, scalars
 
 SECTION = "## Your own experiment"
 

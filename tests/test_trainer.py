@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, event_accumulator, scalars
 
 from gradtrace.build import build_logger, build_run, make_plan
 from gradtrace.errors import NonFiniteError
 from gradtrace.loggers import NullLogger
 from gradtrace.trainer import train
+
+from conftest import compose_config, event_accumulator, scalars
 
 
 def train_run(tmp_path: Path | None, *overrides: str):

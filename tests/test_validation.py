@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, event_accumulator, run_dirs
 from omegaconf import OmegaConf
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch import nn
@@ -21,6 +20,8 @@ import gradtrace
 from gradtrace.build import build_run, make_plan
 from gradtrace.errors import ConfigError
 from gradtrace.sweeps.summary import summarize
+
+from conftest import compose_config, event_accumulator, run_dirs
 
 SEED = 5
 SAMPLES, FEATURES = 1000, 10  # configs/data/uniform.yaml, which model=regressor brings

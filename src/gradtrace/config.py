@@ -24,7 +24,6 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from gradtrace.errors import ConfigError, require
 from gradtrace.errors import is_finite_number as _finite
 
-
 # --- trainer ----------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ Each message is one line that names the key, the value and what is allowed.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 
 class ConfigError(ValueError):
@@ -38,5 +38,5 @@ def require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"{key} must be {allowed}, got {value!r}")
 
 
-def is_finite_number(x: Any) -> bool:
+def is_finite_number(x: Any) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)

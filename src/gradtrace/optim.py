@@ -68,7 +68,7 @@ class ManualSGD(torch.optim.Optimizer):
         super().__init__(params, {"lr": lr})
 
     @torch.no_grad()
-    def step(self, closure: None = None) -> None:
+    def step(self, closure: None = None) -> None:  # type: ignore[override]  # takes no closure
         if closure is not None:
             raise ValueError("ManualSGD.step takes no closure")
         for group in self.param_groups:

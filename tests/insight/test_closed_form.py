@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import build
 from torch import nn
 
 from gradtrace.insight.closed_form import closed_form_grads, has_closed_form
 from gradtrace.models import Linear
 
+from conftest import build
+
 MODELS = ["scalar", "linear", "regressor"]
 LOSSES = ["mse", "mae"]
 # Each model's own data, and the 1000 x 10 uniform data for all (scalar ignores the inputs).
-CASES = [(m, l, d) for m in MODELS for l in LOSSES for d in (None, "uniform")]
+CASES = [(m, loss, d) for m in MODELS for loss in LOSSES for d in (None, "uniform")]
 
 
 def autograd_grads(run, inputs, targets) -> dict[str, torch.Tensor]:
@@ -23,7 +24,7 @@ def autograd_grads(run, inputs, targets) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "model,loss,data", CASES, ids=[f"{m}-{l}-{d or 'own'}" for m, l, d in CASES]
+    "model,loss,data", CASES, ids=[f"{m}-{loss}-{d or 'own'}" for m, loss, d in CASES]
 )
 def test_closed_form_equals_autograd(model: str, loss: str, data: str | None):
     overrides = [f"model={model}", f"loss={loss}"] + ([f"data={data}"] if data else [])

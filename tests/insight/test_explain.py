@@ -14,9 +14,10 @@ from typing import Mapping
 
 import pytest
 import torch
-from conftest import build
 
 from gradtrace.trainer import train
+
+from conftest import build
 
 LINEAR = ("model=linear", "model.weight=[[0.5,0.5,0.5]]", "model.bias=[-0.5]")
 
@@ -65,7 +66,7 @@ def test_adam_applies_its_own_update_and_the_table_shows_both():
     # Adam's first step: m = (1 - b1) g, v = (1 - b2) g**2, bias-corrected to g and g**2, so the
     # update is -lr g / (|g| + eps) = -lr sign(g) = +0.001 for every element here.
     explanation = explain_first_step("optim=adam", "optim.lr=0.001")
-    for row, (_, value, grad, _, _) in zip(explanation.rows, HAND):
+    for row, (_, _, grad, _, _) in zip(explanation.rows, HAND):
         assert row.grad == grad
         assert row.sgd_update == pytest.approx(-0.001 * grad)  # what SGD would have applied
         assert row.applied == pytest.approx(0.001, rel=1e-4)  # what Adam applied

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
+from gradtrace.errors import ConfigError, GradCheckError
+from gradtrace.insight.gradcheck import GradCheck, finite_differences, partial_loss
+from gradtrace.models import Linear, Regressor
+
 from broken_losses import (
     DoubledGradMSE,
     FlippedGradL1,
@@ -13,11 +19,6 @@ from broken_losses import (
     UnknownDoubledGradLoss,
 )
 from conftest import build
-from torch import nn
-
-from gradtrace.errors import ConfigError, GradCheckError
-from gradtrace.insight.gradcheck import GradCheck, finite_differences, partial_loss
-from gradtrace.models import Linear, Regressor
 
 SETTINGS = dict(every_steps=1, tolerance=1e-3, abs_tolerance=1e-5, step_size=1e-6)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build, event_accumulator, scalars
 from matplotlib.image import imread
 
 from gradtrace.build import build_logger
@@ -15,6 +14,8 @@ from gradtrace.errors import ConfigError
 from gradtrace.insight.picture import draw, save_landscape
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.trainer import train
+
+from conftest import build, event_accumulator, scalars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import run_cli
 from sweep_helpers import (
     job_results,

@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from conftest import CONFIGS
 from sweep_helpers import job_results, only_sweep_dir, run_script, summary_rows
 
 STEPS = 5

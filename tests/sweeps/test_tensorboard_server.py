@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
 from sweep_helpers import job_results, only_sweep_dir
 
 STEPS = 6

@@ -177,7 +177,7 @@ class GradCheck:
             report.seconds = time.perf_counter() - start
             log.warning("%s", report.summary())
             return report
-        if excluded == 0:
+        if keep is None or excluded == 0:
             keep = None  # compare the very gradient the optimiser will use
             autograd = trained
         else:

@@ -64,7 +64,7 @@ def _draw_curve(figure: Figure, axes, data: LandscapeData) -> None:
 def _draw_slice(figure: Figure, axes, data: LandscapeData) -> None:
     losses = data.losses
     low, high = float(losses.min()), float(losses.max())
-    ticks = ticker.MaxNLocator(8)  # round numbers, not the contour levels
+    ticks: ticker.Locator = ticker.MaxNLocator(8)  # round numbers, not the contour levels
     if low > 0 and high / low > 100:  # a bowl spanning decades: log-spaced contours
         levels, norm = np.geomspace(low, high, 30), LogNorm(low, high)
         ticks = ticker.LogLocator()

@@ -107,8 +107,8 @@ class TensorBoardLogger:
         self._last_flush = time.time()
         if not self._pending:
             return
-        steps, wall_times, losses, lrs, rows = zip(*self._pending)
-        rows = np.array(rows, dtype=np.float64).reshape(len(steps), -1)  # [N, columns]
+        steps, wall_times, losses, lrs, row_lists = zip(*self._pending)
+        rows = np.array(row_lists, dtype=np.float64).reshape(len(steps), -1)  # [N, columns]
         grad_norm = np.sqrt(np.square(rows[:, self.grad_columns]).sum(axis=1))
         values = np.column_stack([losses, lrs, grad_norm, rows])
         self.writer.write_records(
