@@ -307,6 +307,14 @@ def test_val_final_objective_without_validation_is_a_config_error_in_process(tmp
     assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.parametrize("fraction", ["abc", "-0.5", "1.5", "[0.2]"])
+def test_a_bad_val_fraction_with_val_final_objective_names_the_fraction(fraction: str):
+    # Not a TypeError from comparing 'abc' with 0, nor "needs validation samples" for -0.5.
+    with pytest.raises(ConfigError, match=r"^data\.val_fraction must be a number in \[0, 1\)"):
+        make_plan(compose_config("model=regressor", f"data.val_fraction={fraction}",
+                                 "objective=loss/val_final"))
+
+
 # --- 6. an Optuna sweep minimises the validation loss ---------------------------------------
 
 
