@@ -21,7 +21,7 @@ from torch import nn
 from gradtrace import data as data_module
 from gradtrace.config import LandscapeConfig, TrainerConfig, validate
 from gradtrace.data import Batch, Samples
-from gradtrace.errors import ConfigError, is_finite_number, require
+from gradtrace.errors import ConfigError
 from gradtrace.insight.explain import StepExplainer
 from gradtrace.insight.gradcheck import GradCheck
 from gradtrace.insight.landscape import Landscape
@@ -87,12 +87,7 @@ def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = Non
     data_node = dict(config.data)
     own = {key: data_node.pop(key, None) for key in DATA_KEYS}
     val_fraction = own["val_fraction"] or 0.0
-    require(  # here, as has_validation compares it: "abc" would be a TypeError, not exit 2
-        is_finite_number(val_fraction) and 0 <= val_fraction < 1,
-        "data.val_fraction",
-        val_fraction,
-        "a number in [0, 1) (0: no validation samples)",
-    )
+    data_module.check_val_fraction(val_fraction)  # before has_validation compares it
     data = Target.from_config("data", data_node, optional=("seed",))
     val_data = None
     if own["val_path"] is not None:

@@ -117,12 +117,7 @@ def uniform(samples: int, features: int, *, seed: int) -> Samples:
 def split(samples: Samples, val_fraction: float, seed: int) -> tuple[Samples, Samples | None]:
     """A seeded random `val_fraction` of the samples held out for validation; the rest, in their
     original order, for training. val_fraction 0: no validation samples."""
-    require(
-        is_finite_number(val_fraction) and 0 <= val_fraction < 1,
-        "data.val_fraction",
-        val_fraction,
-        "a number in [0, 1) (0: no validation samples)",
-    )
+    check_val_fraction(val_fraction)
     if val_fraction == 0:
         return samples, None
     n = len(samples)
@@ -135,6 +130,15 @@ def split(samples: Samples, val_fraction: float, seed: int) -> tuple[Samples, Sa
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_index, train_index = order[:held_out].sort().values, order[held_out:].sort().values
     return samples.subset(train_index), samples.subset(val_index)
+
+
+def check_val_fraction(val_fraction: Any) -> None:
+    require(
+        is_finite_number(val_fraction) and 0 <= val_fraction < 1,
+        "data.val_fraction",
+        val_fraction,
+        "a number in [0, 1) (0: no validation samples)",
+    )
 
 
 def check_batch_size(batch_size: Any, samples: int | None = None) -> None:
