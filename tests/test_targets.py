@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from gradtrace.errors import ConfigError
-from gradtrace.models import check_contract
+from gradtrace.models import check_contract, check_loss
 from gradtrace.targets import Target
 
 
@@ -116,6 +116,21 @@ class Dropping(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.drop(self.norm(inputs)) @ self.w
+
+
+@pytest.mark.parametrize(
+    "loss_fn,message",
+    [
+        (torch.nn.MSELoss(reduction="none"),
+         r"^loss\._target_=my\.Loss returned \[4\] for predictions of shape \[4\]; it must return "
+         r"one floating-point number"),
+        (lambda p, t: float((p - t).abs().mean()), r"returned float for predictions"),
+        (lambda p, t: p.view(2, 3), r"^loss: my\.Loss failed: RuntimeError: "),
+    ],
+)
+def test_the_loss_must_be_one_number(loss_fn, message: str):
+    with pytest.raises(ConfigError, match=message):
+        check_loss(loss_fn, "my.Loss", torch.ones(4), Y)
 
 
 @pytest.mark.parametrize(

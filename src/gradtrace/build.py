@@ -27,7 +27,7 @@ from gradtrace.insight.gradcheck import GradCheck
 from gradtrace.insight.landscape import Landscape
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import HParams, Logger
-from gradtrace.models import check_contract
+from gradtrace.models import check_contract, check_loss
 from gradtrace.optim import CHECKS as OPTIM_CHECKS
 from gradtrace.probe import Probe
 from gradtrace.targets import Target
@@ -139,14 +139,11 @@ def build_run(plan: Plan) -> Run:
     train_data, val_data = load_data(plan)
     model: nn.Module = plan.model.build(in_features=train_data.features).to(device)
     batches = data_module.batches(train_data, plan.batch_size, plan.seed, device)
-    size = plan.batch_size or len(train_data)
-    check_contract(
-        model,
-        plan.model.path,
-        train_data.inputs[:size].to(device),
-        train_data.targets[:size].to(device),
-    )
+    size = plan.batch_size or len(train_data)  # the first batch's worth of samples
+    inputs, targets = train_data.inputs[:size].to(device), train_data.targets[:size].to(device)
+    preds = check_contract(model, plan.model.path, inputs, targets)
     loss_fn = plan.loss.build()
+    check_loss(loss_fn, plan.loss.path, preds, targets)
     optimizer = plan.optim.build(model.parameters())
     probe = Probe(model.named_parameters(), plan.trainer.log_elements_max)
     landscape = _landscape(plan, model, loss_fn, train_data, probe, device)

@@ -5,7 +5,7 @@ parameter. `check_contract` tests it on real data before step 0."""
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -85,7 +85,7 @@ def _tensor(key: str, values: list, shape: tuple[int, ...]) -> torch.Tensor:
 
 def check_contract(
     model: nn.Module, target: str, inputs: torch.Tensor, targets: torch.Tensor
-) -> None:
+) -> torch.Tensor:
     """One forward pass on a batch, without gradients and in eval mode (no dropout randomness,
     no batch-norm statistics updated), to stop before step 0 a model whose predictions do not
     fit the targets: a [N, 1] output would broadcast against [N] targets into an [N, N] loss and
@@ -116,4 +116,24 @@ def check_contract(
             f"model._target_={target} returned {preds.dtype} predictions of shape "
             f"{list(preds.shape)} for targets of shape {list(targets.shape)}; they must be "
             f"floating point"
+        )
+    return preds
+
+
+def check_loss(loss_fn: Callable[..., Any], target: str, preds: torch.Tensor,
+               targets: torch.Tensor) -> None:
+    """The loss of a batch must be one number: a per-sample loss (reduction="none") would stop
+    backward() at step 0 with a traceback."""
+    with torch.no_grad():
+        try:
+            loss = loss_fn(preds, targets)
+        except Exception as error:
+            message = " ".join(str(error).split())
+            raise ConfigError(f"loss: {target} failed: {type(error).__name__}: {message}") from None
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.is_floating_point():
+        shape = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ConfigError(
+            f"loss._target_={target} returned {shape} for predictions of shape "
+            f"{list(preds.shape)}; it must return one floating-point number (a 0-d tensor), "
+            f"e.g. the mean over the batch"
         )

@@ -76,13 +76,14 @@ class Target:
             target._check_required(parameters[positional:], given, optional)
         check = (checks or {}).get(path)
         if check is not None:
-            check(target.arguments_with_defaults(parameters or []))
+            check(target._arguments(parameters or []))
         return target
 
     def takes(self, name: str) -> bool:
         return self.takes_any or name in self.arguments
 
-    def arguments_with_defaults(self, parameters: list[inspect.Parameter]) -> dict[str, Any]:
+    def _arguments(self, parameters: list[inspect.Parameter]) -> dict[str, Any]:
+        """Every argument the call will get from the config, defaults included (for CHECKS)."""
         out = {p.name: p.default for p in parameters if p.default is not p.empty}
         out.update(self.kwargs)
         return out
