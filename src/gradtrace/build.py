@@ -8,6 +8,7 @@ optimiser and the insight objects. Below this module the trainer gets objects an
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -56,6 +57,9 @@ class Plan:
     logger: Target
     config_yaml: str  # the resolved config, for the run's record
     hparams: HParams
+    # The config, less what a resumed run may change (trainer.steps, .checkpoint, .resume): a
+    # checkpoint holds it, and a run resumes only a checkpoint of its own config.
+    identity: str
 
     @property
     def has_validation(self) -> bool:
@@ -114,9 +118,12 @@ def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = Non
         val_fraction=val_fraction,
         loss=Target.from_config("loss", config.loss),
         optim=Target.from_config("optim", config.optim, positional=1, checks=OPTIM_CHECKS),
-        logger=Target.from_config("logger", config.logger, given=("run_dir", "columns")),
+        logger=Target.from_config(
+            "logger", config.logger, given=("run_dir", "columns"), optional=("resume",)
+        ),
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         hparams=hparams(cfg, choices or {}),
+        identity=_identity(cfg),
     )
     data_module.check_batch_size(plan.batch_size)  # against the samples once they are read
     if plan.objective == "loss/val_final" and not plan.has_validation:
@@ -184,9 +191,21 @@ def load_data(plan: Plan) -> tuple[Samples, Optional[Samples]]:
     return train, held_out
 
 
-def build_logger(plan: Plan, run_dir: str, probe: Probe) -> Logger:
-    logger: Logger = plan.logger.build(run_dir=run_dir, columns=probe.columns)
+def build_logger(
+    plan: Plan, run_dir: str, probe: Probe, resume: Optional[dict[str, Any]] = None
+) -> Logger:
+    """resume: where the logger's output stood at the checkpoint a run resumes from."""
+    logger: Logger = plan.logger.build(run_dir=run_dir, columns=probe.columns, resume=resume)
     return logger
+
+
+def _identity(cfg: DictConfig) -> str:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    trainer = dict(container.get("trainer") or {})
+    for key in ("steps", "checkpoint", "resume"):
+        trainer.pop(key, None)
+    return json.dumps({**container, "trainer": trainer}, sort_keys=True, default=str)
 
 
 def _validation(

@@ -5,6 +5,8 @@ A failed run prints one line and exits with 2 (a bad config value or a user's ob
 be built), 3 (NaN/Inf, see optim.lr) or 4 (trainer.grad_check.strict and a gradient disagreed with
 its check). A failed job of a sweep (-m) returns +inf instead, so that the other jobs go on and a
 minimising sweeper ranks it last; the sweep's summary lists it, and the sweep exits with 1.
+SIGTERM and SIGINT stop a run after its current step, with a checkpoint: one line, exit 143 or 130
+(a sweep stops there too).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gradtrace.errors import exit_code
+from gradtrace.errors import Interrupted, exit_code
 from gradtrace.experiment import describe, run_experiment
 
 log = logging.getLogger("gradtrace")
@@ -42,6 +44,9 @@ def main(cfg: DictConfig) -> float:
 def give_up(error: Exception, *, multirun: bool) -> float:
     """One line and the exit code for a single run; +inf for a sweep job, so the sweep goes on."""
     code = exit_code(error)
+    if isinstance(error, Interrupted):  # not a failure of this job: the user stops everything
+        log.warning("%s", error)
+        sys.exit(code)
     if code is None and not multirun:
         raise error  # a bug, not a bad value or a divergence: Hydra prints the traceback
     log.error("%s", describe(error), exc_info=error if code is None else None)

@@ -58,6 +58,20 @@ class GradCheckConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    """trainer.checkpoint: the run's whole state, to resume it exactly (gradtrace.checkpoint)."""
+
+    # Every every_steps steps, after the last step, and on SIGTERM/SIGINT; 0: only those two.
+    every_steps: int = 1000
+    keep: int = 2  # the newest checkpoints kept in <run folder>/checkpoints; the rest are deleted
+
+    def __post_init__(self) -> None:
+        require(self.every_steps >= 0, "trainer.checkpoint.every_steps", self.every_steps,
+                "an integer >= 0 (0: only after the last step and on a stop signal)")
+        require(self.keep >= 1, "trainer.checkpoint.keep", self.keep, "an integer >= 1")
+
+
+@dataclass
 class TrainerConfig:
     steps: int = 100
     log_every_steps: int = 1
@@ -75,6 +89,10 @@ class TrainerConfig:
     # loss/val on every validation sample, at steps 0, val_every_steps, ... and after the last
     # step; only when there are validation samples (data.val_fraction or data.val_path).
     val_every_steps: int = 100
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Continue this run folder (hydra.run.dir) from its newest valid checkpoint: see
+    # scripts/resume.py, which sets both.
+    resume: bool = False
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "trainer.steps", self.steps, "an integer >= 1")

@@ -190,3 +190,13 @@ class MiniBatches:
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
         return self.inputs[index], self.targets[index]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the stream stands: the generator, this epoch's order, the position in it."""
+        return {"generator": self.generator.get_state(), "order": self.order.cpu(),
+                "position": self.position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].to(self.inputs.device)
+        self.position = state["position"]

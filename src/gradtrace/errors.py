@@ -24,11 +24,23 @@ class GradCheckError(RuntimeError):
     (exit 4)."""
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGINT stopped the run at the end of a step, after a checkpoint (exit 128 +
+    the signal's number, as a shell reports it: 143 for SIGTERM, 130 for SIGINT)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
 EXIT_CODES: dict[type[Exception], int] = {ConfigError: 2, NonFiniteError: 3, GradCheckError: 4}
 
 
 def exit_code(error: BaseException) -> int | None:
-    """The documented exit code of a user's error; None for anything else (a bug)."""
+    """The documented exit code of a user's error or a stop signal; None for anything else (a
+    bug)."""
+    if isinstance(error, Interrupted):
+        return 128 + error.signum
     return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), None)
 
 

@@ -1,24 +1,30 @@
-"""One experiment, start to end: check the config, build, train, always close the logger, draw the
-landscape, report, and record how it ended in result.json. The CLI (scripts/train.py, through
-gradtrace.cli) and the Python API (gradtrace.run) both run experiments through `run_experiment`.
+"""One experiment, start to end: check the config, build (or resume from a checkpoint), train,
+always close the logger, draw the landscape, report, and record how it ended in result.json. The
+CLI (scripts/train.py, through gradtrace.cli) and the Python API (gradtrace.run) both run
+experiments through `run_experiment`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from pathlib import Path
+from typing import Any, Mapping, Optional
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from gradtrace.build import Plan, build_logger, build_run, make_plan
-from gradtrace.errors import exit_code
+from gradtrace import checkpoint
+from gradtrace.build import Plan, Run, build_logger, build_run, make_plan
+from gradtrace.errors import ConfigError, Interrupted, exit_code
+from gradtrace.loggers import Logger
 from gradtrace.report import summary_lines
-from gradtrace.sweeps.result import COMPLETED, FAILED, JobResult, write_result
+from gradtrace.signals import StopRequest
+from gradtrace.sweeps.result import COMPLETED, FAILED, INTERRUPTED, JobResult, write_result
 from gradtrace.trainer import TrainResult, train
 
 log = logging.getLogger("gradtrace")
@@ -50,11 +56,14 @@ def run_experiment(
     cfg: DictConfig, run_dir: str, choices: Mapping[str, Optional[str]] | None = None
 ) -> Outcome:
     """Run the experiment `cfg` describes into `run_dir`, and write its result.json whether it
-    completes or fails (then the error is raised again)."""
+    completes, fails (the error is raised again) or is stopped by SIGTERM or SIGINT (then
+    Interrupted is raised, after a checkpoint)."""
     start = time.perf_counter()
+    stop = StopRequest()
     try:
-        plan = make_plan(cfg, choices)  # every check that needs no object: before anything runs
-        outcome = train_plan(plan, run_dir)
+        with stop.installed():
+            plan = make_plan(cfg, choices)  # the checks that need no object: before anything
+            outcome = train_plan(plan, run_dir, stop)
     except Exception as error:
         seconds = time.perf_counter() - start
         write_result(run_dir, JobResult(FAILED, error=describe(error), seconds=seconds))
@@ -63,7 +72,7 @@ def run_experiment(
     write_result(
         run_dir,
         JobResult(
-            COMPLETED,
+            INTERRUPTED if result.interrupted else COMPLETED,
             final_loss=result.final_loss,
             best_loss=result.best_loss,
             val_loss=result.val_loss,
@@ -74,15 +83,31 @@ def run_experiment(
             threads=torch.get_num_threads(),
         ),
     )
+    if result.interrupted:
+        assert stop.signum is not None
+        name = signal.Signals(stop.signum).name
+        raise Interrupted(
+            f"{name}: stopped after step {result.steps - 1} of {plan.trainer.steps}, every logged "
+            f"step and a checkpoint written; resume with: python scripts/resume.py {run_dir}",
+            stop.signum,
+        )
     return outcome
 
 
-def train_plan(plan: Plan, run_dir: str) -> Outcome:
+def train_plan(plan: Plan, run_dir: str, stop: Optional[StopRequest] = None) -> Outcome:
     run = build_run(plan)  # the remaining checks (data, model contract): before any event file
-    logger = build_logger(plan, run_dir, run.probe)
+    state = resume(run, run_dir) if plan.trainer.resume else None
+    logger = build_logger(plan, run_dir, run.probe, resume=state["events"] if state else None)
+    saver = checkpoint.Checkpointer(
+        run_dir,
+        plan.trainer.checkpoint.every_steps,
+        plan.trainer.checkpoint.keep,
+        capture=lambda steps_done, loss, best: capture(run, logger, steps_done, loss, best),
+    )
     metrics = ["loss/final", "loss/best"] + (["loss/val_final"] if plan.has_validation else [])
     try:
-        logger.log_config(plan.config_yaml, plan.hparams, metrics)
+        if state is None:  # a resumed run's event file has them already
+            logger.log_config(plan.config_yaml, plan.hparams, metrics)
         result = train(
             model=run.model,
             loss_fn=run.loss_fn,
@@ -98,7 +123,14 @@ def train_plan(plan: Plan, run_dir: str) -> Outcome:
             grad_check=run.grad_check,
             explainer=run.explainer,
             trajectory=run.trajectory,
+            checkpoint=saver,
+            stop=stop,
+            start_step=state["step"] if state else 0,
+            last_loss=state["loss"] if state else math.nan,
+            best_loss=state["best_loss"] if state else math.inf,
         )
+        if result.interrupted:
+            return Outcome(plan, result, run.model)
         summary = {"loss/final": result.final_loss, "loss/best": result.best_loss}
         if result.val_loss is not None:
             summary["loss/val_final"] = result.val_loss
@@ -115,6 +147,53 @@ def train_plan(plan: Plan, run_dir: str) -> Outcome:
     for line in summary_lines(result, run.model, run_dir):
         log.info("%s", line)
     return Outcome(plan, result, run.model)
+
+
+def capture(run: Run, logger: Logger, steps_done: int, loss: float, best: float) -> dict[str, Any]:
+    """The state a checkpoint holds after `steps_done` steps (see gradtrace.checkpoint)."""
+    return {
+        "step": steps_done,
+        "loss": loss,
+        "best_loss": best,
+        "config": run.plan.identity,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "rng": checkpoint.rng_state(),
+        "batches": checkpoint.batch_state(run.batches),
+        "trajectory": run.trajectory.state_dict() if run.trajectory is not None else None,
+        "events": logger.sync(),  # every step so far written out; where the file stands
+    }
+
+
+def resume(run: Run, run_dir: str) -> dict[str, Any]:
+    """Put `run` back where the newest valid checkpoint in `run_dir` left it; return that state."""
+    found = checkpoint.newest_valid(run_dir)
+    if found is None:
+        raise ConfigError(
+            f"trainer.resume=true needs a checkpoint in {Path(run_dir) / checkpoint.FOLDER}, and "
+            f"there is none that reads back intact"
+        )
+    path, state = found
+    if state["config"] != run.plan.identity:
+        raise ConfigError(
+            f"trainer.resume=true: {path} was written with another config; a run resumes with its "
+            f"own (only trainer.steps and trainer.checkpoint may change): python scripts/resume.py "
+            f"{run_dir} reruns it"
+        )
+    if state["step"] > run.plan.trainer.steps:
+        raise ConfigError(
+            f"trainer.steps must be at least the checkpoint's {state['step']} steps to resume "
+            f"from {path}, got {run.plan.trainer.steps}"
+        )
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    checkpoint.set_rng_state(state["rng"])
+    if state["batches"] is not None:
+        run.batches.load_state_dict(state["batches"])  # type: ignore[attr-defined]
+    if run.trajectory is not None and state["trajectory"] is not None:
+        run.trajectory.load_state_dict(state["trajectory"])
+    log.info("resuming from %s: %d of %d steps done", path, state["step"], run.plan.trainer.steps)
+    return state
 
 
 def describe(error: BaseException) -> str:

@@ -51,6 +51,13 @@ class Explainer(Protocol):
     ) -> Any: ...  # has .markdown()
 
 
+class Checkpointer(Protocol):
+    """Saves the run's state now and then (gradtrace.checkpoint)."""
+
+    def after_step(self, steps_done: int, loss: float, best_loss: float, *, last: bool) -> None:
+        ...  # last: the loop ends here (the last step, or a stop signal): save now
+
+
 class Recorder(Protocol):
     """Keeps the logged rows (insight.trajectory)."""
 
@@ -64,6 +71,7 @@ class TrainResult:
     steps: int  # completed optimiser steps
     seconds: float
     val_loss: Optional[float] = None  # on every validation sample, after the last step
+    interrupted: bool = False  # a stop signal ended it after `steps` steps
 
 
 def train(
@@ -82,6 +90,11 @@ def train(
     grad_check: Optional[GradChecker] = None,
     explainer: Optional[Explainer] = None,
     trajectory: Optional[Recorder] = None,
+    checkpoint: Optional[Checkpointer] = None,
+    stop: Optional[Callable[[], bool]] = None,
+    start_step: int = 0,
+    last_loss: float = math.nan,
+    best_loss: float = math.inf,
 ) -> TrainResult:
     """Run `steps` optimiser steps and hand every `log_every_steps`-th step to `logger`.
 
@@ -91,16 +104,19 @@ def train(
     `validation()` is the loss on the validation samples, logged as loss/val at steps 0,
     val_every_steps, ... (with the same parameters as that step's loss) and at step `steps`, after
     the last update. `trajectory` keeps the logged rows for the landscape picture.
+
+    After each step, `checkpoint` may save the run's state, and once `stop()` is true the loop
+    ends (a stop signal: TrainResult.interrupted). A resumed run starts at `start_step` with the
+    loss of its last step and the `best_loss` so far; all else it needs is in the objects given.
     """
-    best_loss = math.inf
-    loss_value = math.nan
+    loss_value = last_loss
     report_every = max(1, steps // 10)  # about ten console lines per run
     start = time.perf_counter()
     # The bar shows only on a terminal, and only once a run has taken two seconds; log lines
     # then go through it, so that they do not break it.
-    bar = tqdm(total=steps, unit="step", delay=2, disable=None)
+    bar = tqdm(total=steps, initial=start_step, unit="step", delay=2, disable=None)
     with bar, logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext():
-        for step in range(steps):
+        for step in range(start_step, steps):
             inputs, targets = next(batches)
             optimizer.zero_grad()
             preds = model(inputs)  # [B]
@@ -140,6 +156,15 @@ def train(
             bar.update()
             if step % report_every == 0 or step == steps - 1:
                 log.info("step %d/%d  loss %.6g", step, steps, loss_value)
+            # Checkpoint after the update, before the next step reads anything: a resumed run
+            # goes on from exactly here.
+            stopping = stop is not None and stop()
+            if checkpoint is not None:
+                last = stopping or step == steps - 1
+                checkpoint.after_step(step + 1, loss_value, best_loss, last=last)
+            if stopping:
+                seconds = time.perf_counter() - start
+                return TrainResult(loss_value, best_loss, step + 1, seconds, interrupted=True)
     seconds = time.perf_counter() - start
     val_loss = None
     if validation is not None:  # the trained model: after the last update

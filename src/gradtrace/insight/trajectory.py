@@ -8,7 +8,10 @@ so on). The kept points are always exactly what the logger received at those ste
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import torch
 
 
 class Trajectory:
@@ -30,6 +33,16 @@ class Trajectory:
                 del self._steps[1::2], self._rows[1::2]
                 self.stride *= 2
         self._seen += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The kept rows (float64 holds each logged value exactly) and the thinning state."""
+        rows = torch.tensor(self._rows, dtype=torch.float64).reshape(len(self._rows), -1)
+        return {"steps": list(self._steps), "rows": rows, "stride": self.stride, "seen": self._seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._steps = list(state["steps"])
+        self._rows = state["rows"].tolist()
+        self.stride, self._seen = state["stride"], state["seen"]
 
     def __len__(self) -> int:
         return len(self._steps)

@@ -8,12 +8,14 @@ else, and never touches TensorBoard itself.
     log_scalars(step, scalars)                rare extra scalars by tag (grad_check/...)
     log_text(step, tag, markdown)             a text entry (explain: a step's table)
     log_image(step, tag, png)                 a PNG image (landscape)
+    sync()                                    write out every logged step; returns where the
+                                              output stands, for a checkpoint (None: nothing)
     close()                                   always, also when training fails
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from typing import Any, Mapping, Optional, Protocol
 
 import torch
 
@@ -36,6 +38,8 @@ class Logger(Protocol):
     def log_text(self, step: int, tag: str, markdown: str) -> None: ...
 
     def log_image(self, step: int, tag: str, png: bytes) -> None: ...
+
+    def sync(self) -> Optional[dict[str, Any]]: ...
 
     def close(self) -> None: ...
 
@@ -66,6 +70,9 @@ class NullLogger:
 
     def log_image(self, step: int, tag: str, png: bytes) -> None:
         pass
+
+    def sync(self) -> Optional[dict[str, Any]]:
+        return None
 
     def close(self) -> None:
         pass

@@ -18,12 +18,14 @@ import socket
 import struct
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, BinaryIO, NamedTuple, Optional
 
 import google_crc32c
 import numpy as np
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
+
+from gradtrace.errors import ConfigError
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -141,16 +143,36 @@ def _varint_widths(steps: np.ndarray) -> np.ndarray:
 
 
 class EventFileWriter:
-    """Appends records to one event file in `log_dir`, kept open until `close`."""
+    """Appends records to one event file in `log_dir`, kept open until `close`.
 
-    def __init__(self, log_dir: str | os.PathLike) -> None:
+    resume: {"file": name, "bytes": size} from `position()`: reopen that file and cut it back to
+    that size (the records written after it are written again by the resumed run)."""
+
+    def __init__(self, log_dir: str | os.PathLike, resume: Optional[dict[str, Any]] = None) -> None:
         Path(log_dir).mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            self.path = Path(log_dir) / resume["file"]
+            size = self.path.stat().st_size if self.path.is_file() else -1
+            if size < resume["bytes"]:
+                raise ConfigError(
+                    f"cannot resume: the event file {self.path} is missing or shorter than when "
+                    f"the checkpoint was written ({max(size, 0)} < {resume['bytes']} bytes)"
+                )
+            self._file: BinaryIO = open(self.path, "r+b")
+            self._file.truncate(resume["bytes"])
+            self._file.seek(resume["bytes"])
+            return
         now = time.time()
         name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.0"
         self.path = Path(log_dir) / name
         self._file = open(self.path, "wb")
         self.write_event(Event(wall_time=now, file_version="brain.Event:2"))
         self.flush()
+
+    def position(self) -> dict[str, Any]:
+        """Where the file stands, every record so far written out: for `resume`."""
+        self.flush()
+        return {"file": self.path.name, "bytes": self._file.tell()}
 
     def write_event(self, event: Event) -> None:
         self._file.write(_record(event.SerializeToString()))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
@@ -38,14 +38,23 @@ FLUSH_EVERY_STEPS = 4096  # buffer at most this many steps (also flushed by time
 
 
 class TensorBoardLogger:
-    def __init__(self, run_dir: str, columns: list[str], *, flush_every_secs: float) -> None:
+    def __init__(
+        self,
+        run_dir: str,
+        columns: list[str],
+        *,
+        flush_every_secs: float,
+        resume: Optional[dict[str, Any]] = None,
+    ) -> None:
+        """resume: what `sync` returned when the checkpoint being resumed was written: the event
+        file is cut back to it, and the run's steps from there are written again."""
         require(
             is_finite_number(flush_every_secs) and flush_every_secs > 0,
             "logger.flush_every_secs",
             flush_every_secs,
             "a finite number > 0",
         )
-        self.writer = EventFileWriter(run_dir)
+        self.writer = EventFileWriter(run_dir, resume=resume)
         self.encoder = ScalarBlockEncoder(FIXED_TAGS + list(columns))
         self.grad_columns = [i for i, c in enumerate(columns) if c.startswith("grad")]
         self.flush_every_secs = flush_every_secs
@@ -116,6 +125,10 @@ class TensorBoardLogger:
         )
         self.writer.flush()
         self._pending.clear()
+
+    def sync(self) -> dict[str, Any]:
+        self.flush()
+        return self.writer.position()
 
     def close(self) -> None:
         try:

@@ -94,7 +94,7 @@ def ranked(jobs: list[Job]) -> list[Job]:
     """Completed jobs by their objective (final loss unless the config chose another), lowest
     first; then failed ones, then unfinished ones."""
     order = {COMPLETED: 0, FAILED: 1, MISSING: 2}
-    return sorted(jobs, key=lambda j: (order[j.status], j.score if j.completed else 0, j.num))
+    return sorted(jobs, key=lambda j: (order.get(j.status, 1), j.score if j.completed else 0, j.num))
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:

@@ -16,17 +16,18 @@ from typing import Optional
 FILENAME = "result.json"
 COMPLETED = "completed"
 FAILED = "failed"
+INTERRUPTED = "interrupted"  # a stop signal; a checkpoint holds where it stood
 
 
 @dataclass
 class JobResult:
-    status: str  # COMPLETED or FAILED
+    status: str  # COMPLETED, FAILED or INTERRUPTED
     error: Optional[str] = None  # the failure's message ("ExceptionType: ..." when unexpected)
     final_loss: Optional[float] = None  # the loss of the last step (completed runs only)
     best_loss: Optional[float] = None
     val_loss: Optional[float] = None  # on the validation samples after the last step, if any
     objective: Optional[str] = None  # the config's `objective`: what the summary ranks by
-    steps: Optional[int] = None  # completed optimiser steps
+    steps: Optional[int] = None  # optimiser steps done
     seconds: Optional[float] = None  # wall time of the whole job: checks, build, train, close
     train_seconds: Optional[float] = None  # of which the training loop
     threads: Optional[int] = None  # torch CPU threads the job ran with

@@ -1,0 +1,192 @@
+"""Long runs: kill -9 at random steps and resume, bitwise equal to the run that was never stopped;
+SIGTERM and SIGINT; a damaged checkpoint. Through the real CLI in subprocesses, each stopped by
+its own process id."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, TRAIN_SCRIPT
+from gradtrace import checkpoint
+from gradtrace.loggers.events import read_scalars
+from tensorboard_server import get_json, tensorboard_server
+
+RESUME_SCRIPT = REPO / "scripts" / "resume.py"
+STEPS = 10_000  # about 1 s of training: long enough to stop anywhere in it
+BASE = [
+    "model=regressor", f"trainer.steps={STEPS}", "trainer.checkpoint.every_steps=250",
+    "logger.flush_every_secs=0.2",
+]
+CASES = {
+    "sgd-momentum-minibatches": ["optim.momentum=0.9", "data.batch_size=64",
+                                 "landscape.enabled=false"],
+    "adam-minibatches": ["optim=adam", "optim.lr=0.01", "data.batch_size=100",
+                         "landscape.enabled=false"],
+    # Full batch with the landscape on: its trajectory is in the checkpoint too.
+    "sgd-full-batch": ["optim.lr=0.05"],
+}
+
+
+def start(cwd: Path, *argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *argv], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def stop_mid_run(process: subprocess.Popen, run_dir: Path, signum: int, rng: random.Random,
+                 after: int = 0) -> tuple[int, str]:
+    """Send `signum` at a random moment once the run has saved a checkpoint beyond `after`
+    steps; return the exit code and the output. The process is always reaped."""
+    try:
+        deadline = time.monotonic() + 120
+        while not any(int(p.name[5:14]) > after for p in checkpoint.checkpoints(run_dir)):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "no checkpoint in 120 s"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.5))
+        assert process.poll() is None, "the run ended before it could be stopped"
+        process.send_signal(signum)
+        output, _ = process.communicate(timeout=120)
+        return process.returncode, output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def newest_step(run_dir: Path) -> int:
+    return int(checkpoint.checkpoints(run_dir)[0].name[5:14])
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    """Every logged value of every tag, once per step, and the final state: bitwise equal."""
+    got, expected = read_scalars(run), read_scalars(reference)
+    assert set(got) == set(expected)
+    for tag, series in expected.items():
+        assert got[tag].steps.tolist() == series.steps.tolist(), tag
+        assert np.array_equal(got[tag].values, series.values), tag
+    assert got["loss/train"].steps.tolist() == list(range(STEPS))
+    final, final_reference = (checkpoint.read(checkpoint.checkpoints(d)[0]) for d in (run, reference))
+    assert final["step"] == final_reference["step"] == STEPS
+    for key in final_reference["model"]:
+        assert torch.equal(final["model"][key], final_reference["model"][key]), key
+    assert str(final["optimizer"]) == str(final_reference["optimizer"])
+    assert final["best_loss"] == final_reference["best_loss"]
+    if final_reference["trajectory"] is not None:
+        assert torch.equal(final["trajectory"]["rows"], final_reference["trajectory"]["rows"])
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "completed" and result["steps"] == STEPS
+    assert result == {**json.loads((reference / "result.json").read_text()),
+                      **{k: result[k] for k in ("seconds", "train_seconds")}}
+
+
+@pytest.fixture(scope="module")
+def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each case run once without a stop."""
+    cwd = tmp_path_factory.mktemp("references")
+    processes = {}
+    for name, overrides in CASES.items():
+        processes[name] = start(cwd, str(TRAIN_SCRIPT), *BASE, *overrides, f"hydra.run.dir={name}")
+    for name, process in processes.items():
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output
+    return {name: cwd / name for name in CASES}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_kill_9_twice_then_resume_is_bitwise_the_uninterrupted_run(
+    case: str, references: dict[str, Path], tmp_path: Path
+):
+    rng = random.Random(case)
+    run_dir = tmp_path / "run"
+    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
+    code, _ = stop_mid_run(process, run_dir, signal.SIGKILL, rng)
+    assert code == -signal.SIGKILL
+    first_kill = newest_step(run_dir)
+    assert not (run_dir / "result.json").exists()
+    # What a kill -9 loses is bounded: the event file holds at least every step up to the
+    # newest checkpoint (each checkpoint writes out the logged steps before it).
+    assert read_scalars(run_dir)["loss/train"].steps[-1] >= first_kill - 1
+
+    code, _ = stop_mid_run(start(tmp_path, str(RESUME_SCRIPT), str(run_dir)), run_dir,
+                           signal.SIGKILL, rng, after=first_kill)
+    assert code == -signal.SIGKILL and newest_step(run_dir) > first_kill
+
+    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"resuming from {checkpoint.checkpoints(run_dir)[-1].parent}" in done.stderr + done.stdout
+    assert_same_run(run_dir, references[case])
+
+
+def test_tensorboard_shows_one_value_per_step_after_a_kill(references: dict[str, Path],
+                                                           tmp_path: Path):
+    case = "adam-minibatches"
+    run_dir = tmp_path / "run"
+    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
+    assert stop_mid_run(process, run_dir, signal.SIGKILL, random.Random(7))[0] == -signal.SIGKILL
+    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    expected = read_scalars(references[case])["loss/train"]
+    # README ("Inspect runs"): TensorBoard keeps 1,000 points per tag unless told otherwise.
+    with tensorboard_server(tmp_path, tmp_path / "tensorboard.log",
+                            "--samples_per_plugin", f"scalars={STEPS}") as url:
+        assert get_json(url, "/data/runs") == ["run"]
+        points = get_json(url, "/data/plugin/scalars/scalars", run="run", tag="loss/train")
+    assert [step for _, step, _ in points] == list(range(STEPS))
+    assert [value for _, _, value in points] == expected.values.tolist()
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_signal_ends_the_step_checkpoints_and_resumes(
+    signum: int, code: int, references: dict[str, Path], tmp_path: Path
+):
+    case = "sgd-momentum-minibatches"
+    run_dir = tmp_path / "run"
+    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
+    returncode, output = stop_mid_run(process, run_dir, signum, random.Random(signum))
+    assert returncode == code, output
+    assert "Traceback" not in output
+    (line,) = [line for line in output.splitlines() if "[WARNING]" in line or "[ERROR]" in line]
+    name = signal.Signals(signum).name
+    steps = newest_step(run_dir)
+    assert line.endswith(f"{name}: stopped after step {steps - 1} of {STEPS}, every logged step "
+                         f"and a checkpoint written; resume with: python scripts/resume.py "
+                         f"{run_dir}")
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["steps"] == steps
+    assert read_scalars(run_dir)["loss/train"].steps.tolist() == list(range(steps))
+    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert_same_run(run_dir, references[case])
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(references: dict[str, Path],
+                                                                 tmp_path: Path):
+    case = "sgd-full-batch"
+    run_dir = tmp_path / "run"
+    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
+    assert stop_mid_run(process, run_dir, signal.SIGKILL, random.Random(3))[0] == -9
+    newest, before = checkpoint.checkpoints(run_dir)[:2]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one flipped bit in the middle of the state
+    newest.write_bytes(bytes(data))
+    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert f"checkpoint {newest} is damaged (its checksum does not match its contents): using " \
+           f"the one before it" in output
+    assert f"resuming from {before}" in output
+    assert_same_run(run_dir, references[case])
