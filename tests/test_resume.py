@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, TRAIN_SCRIPT
 from gradtrace import checkpoint
 from gradtrace.loggers.events import read_scalars
+
+from conftest import REPO, TRAIN_SCRIPT
 from tensorboard_server import get_json, tensorboard_server
 
 RESUME_SCRIPT = REPO / "scripts" / "resume.py"
@@ -96,7 +97,7 @@ def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     processes = {}
     for name, overrides in CASES.items():
         processes[name] = start(cwd, str(TRAIN_SCRIPT), *BASE, *overrides, f"hydra.run.dir={name}")
-    for name, process in processes.items():
+    for process in processes.values():
         output, _ = process.communicate(timeout=300)
         assert process.returncode == 0, output
     return {name: cwd / name for name in CASES}
