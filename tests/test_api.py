@@ -59,7 +59,8 @@ def test_history_is_every_logged_tag_as_tensorboard_reads_it(tmp_path: Path):
 
 
 def test_bad_input_raises_the_clis_errors_and_records_the_failure(tmp_path: Path):
-    with pytest.raises(ConfigError, match=r"^optim\.lr must be a finite number > 0, got -1$"):
+    with pytest.raises(ConfigError, match=r"^optim\.lr must be a number > 0 and <= 3\.4e38 "
+                                          r"\(float32\), got -1$"):
         gradtrace.run(["optim.lr=-1"], run_dir=tmp_path, verbose=False)
     failed = json.loads((tmp_path / "result.json").read_text())
     assert failed["status"] == "failed" and failed["error"].startswith("optim.lr must be")

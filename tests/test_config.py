@@ -3,9 +3,11 @@ clear messages."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
@@ -77,19 +79,19 @@ def test_each_default_lives_in_one_place():
 
 
 RANGE_ERRORS = [
-    ("optim.lr=-1", r"^optim\.lr must be a finite number > 0, got -1$"),
-    ("optim.lr=0", r"^optim\.lr must be a finite number > 0, got 0$"),
-    ("optim.lr=nan", r"^optim\.lr must be a finite number > 0, got nan$"),
-    ("optim.lr=inf", r"^optim\.lr must be a finite number > 0, got inf$"),
-    ("optim.lr=abc", r"^optim\.lr must be a finite number > 0, got 'abc'$"),
-    ("optim.momentum=-0.5", r"^optim\.momentum must be a finite number >= 0, got -0\.5$"),
+    ("optim.lr=-1", r"^optim\.lr must be a number > 0 and <= 3\.4e38 \(float32\), got -1$"),
+    ("optim.lr=0", r"^optim\.lr must be a number > 0 and <= 3\.4e38 \(float32\), got 0$"),
+    ("optim.lr=nan", r"^optim\.lr must be a number > 0 and <= 3\.4e38 \(float32\), got nan$"),
+    ("optim.lr=inf", r"^optim\.lr must be a number > 0 and <= 3\.4e38 \(float32\), got inf$"),
+    ("optim.lr=abc", r"^optim\.lr must be a number > 0 and <= 3\.4e38 \(float32\), got 'abc'$"),
+    ("optim.momentum=-0.5", r"^optim\.momentum must be a number >= 0 and <= 3\.4e38 \(float32\), got -0\.5$"),
     ("optim.nesterov=true", r"^optim\.nesterov=true needs optim\.momentum > 0"),
-    ("optim.weight_decay=-1", r"^optim\.weight_decay must be a finite number >= 0"),
+    ("optim.weight_decay=-1", r"^optim\.weight_decay must be a number >= 0"),
     ("trainer.steps=0", r"^trainer\.steps must be an integer >= 1, got 0$"),
     ("trainer.log_every_steps=0", r"^trainer\.log_every_steps must be an integer >= 1, got 0$"),
     ("trainer.val_every_steps=0", r"^trainer\.val_every_steps must be an integer >= 1, got 0$"),
     ("trainer.device=gpu", r"^trainer\.device must be one of auto, cpu, cuda, cuda:N, got 'gpu'$"),
-    ("model.init=inf", r"^model\.init must be a finite number, got inf$"),
+    ("model.init=inf", r"^model\.init must be a number with \|x\| <= 3\.4e38 \(float32\), got inf$"),
     ("objective=loss/val", r"^objective must be one of loss/final, loss/best, loss/val_final"),
     ("objective=loss/val_final", r"^objective=loss/val_final needs validation samples"),
     ("data.val_fraction=1", r"^data\.val_fraction must be a number in \[0, 1\)"),
@@ -117,7 +119,8 @@ def test_logger_settings_are_checked_before_its_file_exists(tmp_path: Path):
         (["optim=adam", "optim.betas=[0.9,1.0]"],
          r"^optim\.betas must be two numbers in \[0, 1\), got \[0\.9, 1\.0\]$"),
         (["optim=adam", "optim.betas=[-0.1,0.9]"], r"^optim\.betas must be two numbers in \[0, 1\)"),
-        (["optim=adam", "optim.eps=0"], r"^optim\.eps must be a finite number > 0, got 0$"),
+        (["optim=adam", "optim.eps=0"],
+         r"^optim\.eps must be a number > 0 and <= 3\.4e38 \(float32\), got 0$"),
         (["model=regressor", "data.batch_size=0"],
          r"^data\.batch_size must be null \(full batch\) or an integer >= 1, got 0$"),
         (["model=regressor", "data.batch_size=1001"],
@@ -181,3 +184,33 @@ def test_run_folder_names_are_one_safe_folder(overrides: str, expected: str):
 def test_long_overrides_make_short_distinct_folder_names():
     a, b = (folder_suffix(f"data.path={'x' * 300}{end}.csv") for end in "ab")
     assert len(a) <= 81 and len(b) <= 81 and a != b
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("optim.lr=1e39", r"^optim\.lr must be a number > 0 and <= 3\.4e38 \(float32\), got 1e\+39$"),
+        ("optim.momentum=1e39", r"^optim\.momentum must be a number >= 0 and <= 3\.4e38 \(float32"),
+        ("model.init=-1e39", r"^model\.init must be a number with \|x\| <= 3\.4e38 \(float32\)"),
+        ("seed=18446744073709551616", r"^seed must be an integer in \[0, 2\*\*63\), got 1844"),
+        ("seed=-1", r"^seed must be an integer in \[0, 2\*\*63\), got -1$"),
+        ("trainer.device=cuda:x", r"^trainer\.device must be one of auto, cpu, cuda, cuda:N"),
+    ],
+)
+def test_values_beyond_what_training_can_hold(override: str, message: str):
+    with pytest.raises(ConfigError, match=message):
+        build(override)
+
+
+@pytest.mark.parametrize("weight", ["[[1,nan,2]]", "[[1,inf,2]]", "[[1,2,1e39]]"])
+def test_non_finite_initial_values_are_refused(weight: str):
+    with pytest.raises(ConfigError, match=r"^model\.weight must hold numbers with \|x\| <= 3\.4e38"):
+        build("model=linear", f"model.weight={weight}")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_but_absent_says_which_torch_and_what_to_do():
+    with pytest.raises(ConfigError, match=rf"^trainer\.device=cuda, but this torch "
+                                          rf"{re.escape(torch.__version__)} .* finds no CUDA "
+                                          rf"device: use trainer\.device=cpu"):
+        build("trainer.device=cuda")

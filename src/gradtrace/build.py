@@ -292,6 +292,17 @@ def _landscape(
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise ConfigError(
+            f"trainer.device={name}, but this torch {torch.__version__} ({build}) finds no CUDA "
+            f"device: use trainer.device=cpu (or auto), or on a machine with an NVIDIA GPU install "
+            f"a CUDA build of torch (https://pytorch.org/get-started/locally/)"
+        )
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"trainer.device={name}, but there are {torch.cuda.device_count()} CUDA devices"
+        )
     if name.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     return torch.device(name)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import random
 import re
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
+
+from gradtrace.atomic import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +38,6 @@ NAME = re.compile(r"^step-(\d+)\.ckpt$")
 
 class DamagedCheckpoint(Exception):
     """A checkpoint file whose header or checksum does not match, or that torch cannot read."""
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """`data` into `path` all or nothing: a temporary file in the same folder, fsync, rename."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
 
 
 def save(run_dir: str | Path, state: dict[str, Any], keep: int) -> Path:

@@ -6,7 +6,8 @@ be built), 3 (NaN/Inf, see optim.lr) or 4 (trainer.grad_check.strict and a gradi
 its check). A failed job of a sweep (-m) returns +inf instead, so that the other jobs go on and a
 minimising sweeper ranks it last; the sweep's summary lists it, and the sweep exits with 1.
 SIGTERM and SIGINT stop a run after its current step, with a checkpoint: one line, exit 143 or 130
-(a sweep stops there too).
+(a sweep stops there too). An output location that cannot be written (a full disk, a file where
+the run folder should be, no permission): one line, exit 5.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import logging
 import math
 import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gradtrace.errors import Interrupted, exit_code
+from gradtrace.errors import Interrupted, exit_code, output_error
 from gradtrace.experiment import describe, run_experiment
 
 log = logging.getLogger("gradtrace")
@@ -39,6 +43,29 @@ def main(cfg: DictConfig) -> float:
     except Exception as error:
         return give_up(error, multirun=multirun)
     return outcome.objective
+
+
+class CheckOutputFolder(Callback):
+    """Hydra creates the run (or sweep) folder before any of our code runs, and reports a failure
+    with a traceback; this callback tries first, and stops with one line and exit 5."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_writable(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check_writable(config.hydra.sweep.dir)
+
+
+def _check_writable(folder: str) -> None:
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".gradtrace-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        log.error("%s", output_error(error))
+        sys.exit(exit_code(output_error(error)))
 
 
 def give_up(error: Exception, *, multirun: bool) -> float:

@@ -116,7 +116,7 @@ class TrainerConfig:
         )
         device = self.device
         require(
-            device in ("auto", "cpu", "cuda") or device.startswith("cuda:"),
+            device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device) is not None,
             "trainer.device",
             device,
             "one of auto, cpu, cuda, cuda:N",

@@ -24,6 +24,11 @@ class GradCheckError(RuntimeError):
     (exit 4)."""
 
 
+class OutputError(RuntimeError):
+    """An output location could not be written: a full disk, a folder without permission, a
+    file where a folder should be (exit 5). What was written before stays readable."""
+
+
 class Interrupted(Exception):
     """SIGTERM or SIGINT stopped the run at the end of a step, after a checkpoint (exit 128 +
     the signal's number, as a shell reports it: 143 for SIGTERM, 130 for SIGINT)."""
@@ -33,7 +38,9 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-EXIT_CODES: dict[type[Exception], int] = {ConfigError: 2, NonFiniteError: 3, GradCheckError: 4}
+EXIT_CODES: dict[type[Exception], int] = {
+    ConfigError: 2, NonFiniteError: 3, GradCheckError: 4, OutputError: 5,
+}
 
 
 def exit_code(error: BaseException) -> int | None:
@@ -52,3 +59,17 @@ def require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 def is_finite_number(x: Any) -> TypeGuard[float]:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def is_float32(x: Any) -> TypeGuard[float]:
+    """A finite number that float32, what the parameters and the optimiser compute in, holds."""
+    return is_finite_number(x) and abs(x) <= FLOAT32_MAX
+
+
+def output_error(error: OSError) -> OutputError:
+    """One line for an OSError met while writing a run's outputs."""
+    where = error.filename or "the run folder"
+    return OutputError(f"cannot write {where}: {error.strerror or error}")

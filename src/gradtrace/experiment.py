@@ -20,7 +20,7 @@ from torch import nn
 
 from gradtrace import checkpoint
 from gradtrace.build import Plan, Run, build_logger, build_run, make_plan
-from gradtrace.errors import ConfigError, Interrupted, exit_code
+from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.loggers import Logger
 from gradtrace.report import summary_lines
 from gradtrace.signals import StopRequest
@@ -65,9 +65,14 @@ def run_experiment(
             plan = make_plan(cfg, choices)  # the checks that need no object: before anything
             outcome = train_plan(plan, run_dir, stop)
     except Exception as error:
+        if isinstance(error, OSError):  # writing the outputs failed: a world fault, one line
+            error = output_error(error)
         seconds = time.perf_counter() - start
-        write_result(run_dir, JobResult(FAILED, error=describe(error), seconds=seconds))
-        raise
+        try:
+            write_result(run_dir, JobResult(FAILED, error=describe(error), seconds=seconds))
+        except OSError:
+            pass  # the disk is full or gone: no result.json, rather than a partial one
+        raise error from None
     result = outcome.result
     write_result(
         run_dir,

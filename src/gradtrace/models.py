@@ -4,13 +4,12 @@ parameter. `check_contract` tests it on real data before step 0."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
-from gradtrace.errors import ConfigError, require
+from gradtrace.errors import ConfigError, is_float32, require
 
 
 class Scalar(nn.Module):
@@ -18,10 +17,7 @@ class Scalar(nn.Module):
 
     def __init__(self, *, init: float) -> None:
         super().__init__()
-        require(
-            isinstance(init, (int, float)) and math.isfinite(init), "model.init", init,
-            "a finite number",
-        )
+        require(is_float32(init), "model.init", init, "a number with |x| <= 3.4e38 (float32)")
         self.w = nn.Parameter(torch.tensor(float(init)))
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -75,6 +71,8 @@ def _tensor(key: str, values: list, shape: tuple[int, ...]) -> torch.Tensor:
         tensor = torch.tensor(values, dtype=torch.float32)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{key} must be a nested list of numbers, got {values!r}") from error
+    if not torch.isfinite(tensor).all():
+        raise ConfigError(f"{key} must hold numbers with |x| <= 3.4e38 (float32), got {values}")
     if tuple(tensor.shape) != shape:
         raise ConfigError(
             f"{key} must have shape {list(shape)} to match the data's features, "

@@ -8,19 +8,19 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
-from gradtrace.errors import ConfigError, is_finite_number, require
+from gradtrace.errors import ConfigError, is_finite_number, is_float32, require
 
 
 def _check_lr(args: Mapping[str, Any]) -> None:
-    require(is_finite_number(args.get("lr")) and args["lr"] > 0, "optim.lr", args.get("lr"),
-            "a finite number > 0")
+    lr = args.get("lr")
+    require(is_float32(lr) and lr > 0, "optim.lr", lr, "a number > 0 and <= 3.4e38 (float32)")
 
 
 def _check_at_least_0(args: Mapping[str, Any], *keys: str) -> None:
     for key in keys:
         value = args.get(key, 0)
-        require(is_finite_number(value) and value >= 0, f"optim.{key}", value,
-                "a finite number >= 0")
+        require(is_float32(value) and value >= 0, f"optim.{key}", value,
+                "a number >= 0 and <= 3.4e38 (float32)")
 
 
 def check_sgd(args: Mapping[str, Any]) -> None:
@@ -41,7 +41,7 @@ def check_adam(args: Mapping[str, Any]) -> None:
         "two numbers in [0, 1)",
     )
     eps = args.get("eps")
-    require(is_finite_number(eps) and eps > 0, "optim.eps", eps, "a finite number > 0")
+    require(is_float32(eps) and eps > 0, "optim.eps", eps, "a number > 0 and <= 3.4e38 (float32)")
     _check_at_least_0(args, "weight_decay")
 
 

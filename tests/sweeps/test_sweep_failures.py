@@ -51,7 +51,7 @@ def test_each_job_records_its_status_in_its_folder(failed_sweep):
     assert {lr: r["status"] for lr, r in results.items()} == {
         "0.005": "completed", "0.01": "completed", "-1": "failed", "2": "failed",
     }
-    assert results["-1"]["error"] == "optim.lr must be a finite number > 0, got -1"
+    assert results["-1"]["error"] == "optim.lr must be a number > 0 and <= 3.4e38 (float32), got -1"
     assert "non-finite value before the optimiser step" in results["2"]["error"]
     for lr in ("0.005", "0.01"):
         assert results[lr]["steps"] == STEPS and results[lr]["seconds"] > 0
@@ -67,7 +67,7 @@ def test_summary_is_sorted_names_the_best_and_lists_the_failures(failed_sweep):
     assert [row["rank"] for row in rows] == ["1", "2", "3", "4"]
     assert rows[0]["status"] == "completed" and rows[0]["steps"] == str(STEPS)
     assert float(rows[0]["final_loss"]) < float(rows[1]["final_loss"])
-    assert rows[2]["status"] == "failed: optim.lr must be a finite number > 0, got -1"
+    assert rows[2]["status"] == "failed: optim.lr must be a number > 0 and <= 3.4e38 (float32), got -1"
     assert rows[3]["status"].startswith("failed: step ")
     markdown = (sweep_dir / "summary.md").read_text()
     assert markdown.splitlines()[2].startswith("**Best: job 1 (model=linear trainer.steps=20 optim.lr=0.01)")

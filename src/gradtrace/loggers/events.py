@@ -175,17 +175,23 @@ class EventFileWriter:
         return {"file": self.path.name, "bytes": self._file.tell()}
 
     def write_event(self, event: Event) -> None:
-        self._file.write(_record(event.SerializeToString()))
+        self.write_records(_record(event.SerializeToString()))
 
     def write_summary(self, summary: Summary, step: int, wall_time: float | None = None) -> None:
         wall_time = time.time() if wall_time is None else wall_time
         self.write_event(Event(wall_time=wall_time, step=step, summary=summary))
 
     def write_records(self, records: bytes) -> None:
-        self._file.write(records)
+        try:
+            self._file.write(records)
+        except OSError as error:  # a full disk: say which file
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
 
     def flush(self) -> None:
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
 
     def close(self) -> None:
         if not self._file.closed:

@@ -8,10 +8,12 @@ no display needed), imported only when a summary is drawn.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
+from gradtrace.atomic import write_atomically
 from gradtrace.loggers.events import read_scalars
 from gradtrace.sweeps.jobs import Job, numeric, swept_keys
 
@@ -57,8 +59,9 @@ def plot_summary(ranked_jobs: list[Job], path: Path, title: str) -> Path:
     _plot_curves(axes[0], ranked_jobs, keys)
     if x is not None:
         _plot_final_loss(axes[1], ranked_jobs, keys[0], np.array(x))
-    figure.savefig(path, dpi=90)
-    return path
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    return write_atomically(path, buffer.getvalue())
 
 
 def _label(job: Job, keys: list[str]) -> str:

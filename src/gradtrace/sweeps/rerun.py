@@ -22,7 +22,7 @@ def rerun_commands(failed: list[Job], python: str = "python") -> list[list[str]]
     """argv lists that rerun `failed` (jobs that failed or never finished)."""
     if not failed:
         return []
-    script = _train_script(failed[0])
+    script = _train_script()
     launcher = _launcher_overrides(failed[0])
     grid = _as_grid([job.overrides for job in failed])
     if grid is not None:
@@ -34,12 +34,10 @@ def format_command(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
-def _train_script(job: Job) -> str:
-    """scripts/train.py next to the configs/ folder the job was composed from; relative to the
-    current folder when inside it, as users type it."""
-    sources = OmegaConf.load(job.folder / ".hydra" / "hydra.yaml").hydra.runtime.config_sources
-    config_dir = next(Path(s.path) for s in sources if s.provider == "main" and s.schema == "file")
-    script = config_dir.parent / "scripts" / "train.py"
+def _train_script() -> str:
+    """This checkout's scripts/train.py, never one named in a sweep folder (which could be
+    anyone's code); relative to the current folder when inside it, as users type it."""
+    script = Path(__file__).resolve().parents[3] / "scripts" / "train.py"
     try:
         return str(script.relative_to(Path.cwd()))
     except ValueError:
@@ -47,7 +45,11 @@ def _train_script(job: Job) -> str:
 
 
 def _launcher_overrides(job: Job) -> list[str]:
-    overrides = OmegaConf.load(job.folder / ".hydra" / "hydra.yaml").hydra.overrides.hydra
+    """The job's launcher settings; none when its .hydra/hydra.yaml is missing or damaged."""
+    try:
+        overrides = OmegaConf.load(job.folder / ".hydra" / "hydra.yaml").hydra.overrides.hydra
+    except Exception:  # a damaged folder: rerun it with the default launcher
+        return []
     return [str(o) for o in overrides if str(o).startswith(KEEP_HYDRA_OVERRIDES)]
 
 

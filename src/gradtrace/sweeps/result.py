@@ -7,11 +7,14 @@ processes (joblib).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
+
+from gradtrace.atomic import write_atomically
 
 FILENAME = "result.json"
 COMPLETED = "completed"
@@ -46,19 +49,26 @@ class JobResult:
 
 
 def write_result(run_dir: str | Path, result: JobResult) -> Path:
-    path = Path(run_dir) / FILENAME
+    """Write result.json atomically: a full disk leaves no empty or partial file."""
     # Non-finite numbers become null: JSON has no NaN, and a completed run's losses are finite.
     data = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in asdict(result).items()
     }
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+    return write_atomically(Path(run_dir) / FILENAME, json.dumps(data, indent=2) + "\n")
 
 
 def read_result(run_dir: str | Path) -> Optional[JobResult]:
-    """The run's result, or None when it has none (still running, or killed)."""
+    """The run's result, or None when it has none (still running, or killed). A file that cannot
+    be read as a result (damaged, or from elsewhere) is a failed job that says so."""
     path = Path(run_dir) / FILENAME
     if not path.is_file():
         return None
-    return JobResult(**json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text())
+        fields = {f.name for f in dataclasses.fields(JobResult)}
+        if not isinstance(data, dict) or "status" not in data or not set(data) <= fields:
+            raise ValueError("not a gradtrace result")
+        return JobResult(**data)
+    except (OSError, ValueError) as error:  # JSONDecodeError is a ValueError
+        return JobResult(FAILED, error=f"{path} is damaged ({error}); rerun the job")

@@ -8,10 +8,12 @@ gradtrace.sweeps.callback, and on demand by scripts/summarize.py.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradtrace.atomic import write_atomically
 from gradtrace.sweeps.jobs import Job, find_jobs, ranked, swept_keys
 from gradtrace.sweeps.rerun import format_command, rerun_commands
 
@@ -85,14 +87,14 @@ def _row(rank: int, job: Job) -> dict[str, str]:
 def write_csv(summary: Summary, path: Path) -> Path:
     """One row per job, best first; one column per swept key besides the overrides column."""
     keys = swept_keys(summary.jobs)
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        header = list(_row(1, summary.jobs[0])) + keys
-        writer.writerow(header)
-        for rank, job in enumerate(summary.jobs, start=1):
-            values = job.override_values()
-            writer.writerow(list(_row(rank, job).values()) + [values.get(k, "") for k in keys])
-    return path
+    file = io.StringIO(newline="")
+    writer = csv.writer(file)
+    header = list(_row(1, summary.jobs[0])) + keys
+    writer.writerow(header)
+    for rank, job in enumerate(summary.jobs, start=1):
+        values = job.override_values()
+        writer.writerow(list(_row(rank, job).values()) + [values.get(k, "") for k in keys])
+    return write_atomically(path, file.getvalue())
 
 
 def write_markdown(summary: Summary, path: Path) -> Path:
@@ -118,5 +120,4 @@ def write_markdown(summary: Summary, path: Path) -> Path:
                   f"    python scripts/rerun_failed.py {summary.sweep_dir}", "",
                   "which runs:", ""]
         lines += [f"    {format_command(argv)}" for argv in rerun_commands(summary.failed)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_atomically(path, "\n".join(lines) + "\n")

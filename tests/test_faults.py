@@ -1,0 +1,90 @@
+"""Faults of the world: an output location that cannot be written, a disk that fills up during a
+run, a damaged result.json. One line, a documented exit code, no traceback, nothing lost that was
+already written."""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from gradtrace.atomic import write_atomically
+from gradtrace.loggers.events import read_scalars
+from gradtrace.sweeps.jobs import find_jobs
+from gradtrace.sweeps.result import FAILED, JobResult, read_result, write_result
+from gradtrace.sweeps.summary import summarize
+
+from conftest import TRAIN_SCRIPT, event_accumulator
+
+
+def one_error_line(output: str) -> str:
+    assert "Traceback" not in output, output
+    (line,) = [line for line in output.splitlines() if "ERROR" in line or "cannot write" in line]
+    return line
+
+
+def test_a_run_folder_that_is_a_file_is_one_line_exit_5(cli, tmp_path: Path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    for folder, args in [("taken/run", ["hydra.run.dir=taken/run"]),
+                         ("taken/sweep", ["-m", "hydra.sweep.dir=taken/sweep", "optim.lr=1,2"])]:
+        result = cli(*args)
+        assert result.returncode == 5, result.stdout + result.stderr
+        line = one_error_line(result.stdout + result.stderr)
+        assert line.endswith(f"cannot write {folder}: Not a directory")
+    assert (tmp_path / "taken").read_text() == "a file, not a folder"
+
+
+def limit_file_size() -> None:
+    """In the child: files may not grow past 200 kB, and writing past it fails with EFBIG (as a
+    full disk fails with ENOSPC) instead of killing the process."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def test_a_disk_that_fills_up_stops_the_run_with_one_line_and_keeps_what_was_written(tmp_path):
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), "model=regressor", "trainer.steps=5000",
+         f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size,
+    )
+    assert done.returncode == 5, done.stdout + done.stderr
+    (event_file,) = run_dir.glob("events.out.tfevents.*")
+    line = one_error_line(done.stdout + done.stderr)
+    assert line.endswith(f"cannot write {event_file}: File too large")
+    # The steps written before the disk filled read back, in order, with TensorBoard's reader.
+    steps = [e.step for e in event_accumulator(run_dir).Scalars("loss/train")]
+    assert len(steps) > 100 and steps == list(range(len(steps)))
+    assert read_scalars(run_dir)["loss/train"].steps.tolist() == steps
+    result = json.loads((run_dir / "result.json").read_text())  # whole, not partial
+    assert result["status"] == "failed" and result["error"].endswith("File too large")
+
+
+def test_result_json_is_written_whole_or_not_at_all(tmp_path: Path):
+    write_result(tmp_path, JobResult(FAILED, error="x"))
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left
+    target = tmp_path / "sub" / "summary.md"
+    try:
+        write_atomically(target, "never written")  # the folder does not exist
+    except FileNotFoundError:
+        pass
+    assert not (tmp_path / "sub").exists()
+
+
+def test_a_damaged_result_is_a_failed_job_with_its_reason(tmp_path: Path):
+    for num, content in enumerate(['{"status": "completed", "final_los', "", '["a list"]']):
+        job = tmp_path / f"{num}_job"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "overrides.yaml").write_text(f"- optim.lr={num}\n")
+        (job / "result.json").write_text(content)
+        result = read_result(job)
+        assert result is not None and result.status == FAILED
+        assert result.error is not None and "result.json is damaged" in result.error
+    jobs = find_jobs(tmp_path)
+    assert [job.status for job in jobs] == [FAILED] * 3
+    summary = summarize(tmp_path, plot=False)  # no traceback: a table of three failed jobs
+    assert "3 jobs: 0 completed, 3 failed" in (tmp_path / "summary.md").read_text()
+    assert len(summary.failed) == 3
