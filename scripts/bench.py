@@ -1,6 +1,6 @@
 """Trainer vs. a bare hand-written PyTorch loop: median microseconds per step and the ratio.
 
-    python scripts/bench.py [--steps 2000] [--repeats 7] [--insight] [--loaders]
+    python scripts/bench.py [--steps 2000] [--repeats 7] [--insight] [--checkpoints] [--loaders]
 
 For each worked example the same model, data and loss run three ways, interleaved in one process
 so that machine noise hits all three alike:
@@ -13,6 +13,10 @@ so that machine noise hits all three alike:
 --insight adds the cost of gradient insight, each used only when asked for or once per run:
 one gradient check (trainer.grad_check), one explained step (trainer.explain_steps), and the
 landscape picture's losses and drawing, in milliseconds next to the trainer's step.
+
+--checkpoints times saving a checkpoint (gradtrace.checkpoint: the whole run state, torch.save,
+SHA-256, fsync, rename) for the worked examples and an MLP of about 1,000,000 parameters with
+Adam, and what that costs per step at the default interval, trainer.checkpoint.every_steps=1000.
 
 --loaders times data=file's reader (gradtrace.files.load_file) on a 1,000,000 x 20 float CSV
 written to a temporary folder, against numpy.loadtxt of the same file, and on the same numbers as
@@ -33,8 +37,10 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
+from gradtrace import checkpoint
 from gradtrace.build import build_logger, build_run, make_plan
 from gradtrace.config import register
+from gradtrace.experiment import capture
 from gradtrace.files import load_file
 from gradtrace.insight.picture import draw
 from gradtrace.insight.trajectory import Trajectory
@@ -157,12 +163,63 @@ def bench_loaders(rows: int, repeats: int) -> None:
               f"{seconds / median['load_file .csv']:16.2f}x")
 
 
+class MillionMLP(torch.nn.Module):
+    """100 -> 1000 -> 900 -> 1 with tanh: 1,002,801 parameters."""
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(in_features, 1000), torch.nn.Tanh(), torch.nn.Linear(1000, 900),
+            torch.nn.Tanh(), torch.nn.Linear(900, 1),
+        )
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(inputs).squeeze(-1)
+
+
+def bench_checkpoints(repeats: int) -> None:
+    """Median milliseconds per checkpoint save, and its cost per step at every 1000 steps."""
+    cases = {example: [f"model={example}"] for example in ("scalar", "linear", "regressor")}
+    cases["mlp 1M, adam"] = [
+        "model=regressor", "model._target_=__main__.MillionMLP", "optim=adam", "data.features=100",
+        "data.samples=4096", "data.batch_size=256", "landscape.enabled=false",
+    ]
+    print(f"\ncheckpoints: median of {repeats} saves; per step at trainer.checkpoint.every_steps=1000")
+    print(f"{'example':<14} {'parameters':>10} {'MB':>7} {'save ms':>8} {'step us':>8} "
+          f"{'per step us':>12} {'of a step':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, overrides in cases.items():
+            with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+                cfg = compose("train", overrides=[*overrides, "logger=none"])
+            run = build_run(make_plan(cfg))
+            inputs, targets = next(run.batches)
+            bare_loop(run.model, run.loss_fn, run.optimizer, inputs, targets, 3)  # optimiser state
+            step_times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                bare_loop(run.model, run.loss_fn, run.optimizer, inputs, targets, 20)
+                step_times.append((time.perf_counter() - start) / 20)
+            logger, folder = NullLogger(tmp, []), Path(tmp) / name.replace(" ", "_")
+            folder.mkdir()
+            save_times = []
+            for k in range(repeats):
+                start = time.perf_counter()
+                path = checkpoint.save(folder, capture(run, logger, k + 1, 0.0, 0.0), keep=2)
+                save_times.append(time.perf_counter() - start)
+            save_ms, step_us = statistics.median(save_times) * 1e3, statistics.median(step_times) * 1e6
+            per_step_us = save_ms * 1e3 / 1000
+            count = sum(p.numel() for p in run.model.parameters())
+            print(f"{name:<14} {count:>10,} {path.stat().st_size / 1e6:7.3f} {save_ms:8.2f} "
+                  f"{step_us:8.1f} {per_step_us:12.2f} {per_step_us / step_us:9.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--examples", nargs="+", default=["scalar", "linear", "regressor"])
     parser.add_argument("--insight", action="store_true", help="also time gradient insight")
+    parser.add_argument("--checkpoints", action="store_true", help="also time checkpoints")
     parser.add_argument("--loaders", action="store_true", help="also time the file loaders")
     parser.add_argument("--loaders-only", action="store_true", help="time the file loaders only")
     parser.add_argument("--loader-rows", type=int, default=1_000_000)
@@ -194,6 +251,8 @@ def main() -> None:
             print(f"{example:<10} {check:7.2f} ({check / step_ms[example]:5.0f}x) "
                   f"{explain:7.2f} ({explain / step_ms[example]:5.0f}x) "
                   f"{t['landscape']:10.1f} {t['picture']:8.1f}")
+    if args.checkpoints:
+        bench_checkpoints(args.repeats)
     if args.loaders:
         bench_loaders(args.loader_rows, args.loader_repeats)
 

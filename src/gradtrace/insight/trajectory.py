@@ -36,7 +36,8 @@ class Trajectory:
 
     def state_dict(self) -> dict[str, Any]:
         """The kept rows (float64 holds each logged value exactly) and the thinning state."""
-        rows = torch.tensor(self._rows, dtype=torch.float64).reshape(len(self._rows), -1)
+        width = len(self._rows[0]) if self._rows else 0
+        rows = torch.tensor(self._rows, dtype=torch.float64).reshape(len(self._rows), width)
         return {"steps": list(self._steps), "rows": rows, "stride": self.stride, "seen": self._seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
