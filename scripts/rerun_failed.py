@@ -1,9 +1,10 @@
-"""Rerun a sweep's failed jobs: python scripts/rerun_failed.py outputs/multirun/<sweep>
+"""Complete a sweep: python scripts/rerun_failed.py outputs/multirun/<sweep>
 
-Failed means failed, or never finished (no result.json). They run again with the overrides and
-the launcher they had, as a new sweep (one `-m` command when they form a grid, else one per job),
-which writes its own summary. --dry-run prints the commands only. Exit status: the highest of
-the commands'.
+Every job that failed, never finished (killed) or never started (the sweep stopped before it) runs
+again in its own folder, from its newest checkpoint when it has one, one after another on this
+machine, with this checkout's scripts/train.py. Then the sweep's summary is rewritten. --dry-run
+prints the commands only. Exit status: 0 when every job is then complete, else 1; 2 when the
+folder holds no sweep.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import subprocess
 import sys
 
 from gradtrace.sweeps.jobs import find_jobs
-from gradtrace.sweeps.rerun import format_command, rerun_commands
+from gradtrace.sweeps.rerun import format_command, rerun_command
+from gradtrace.sweeps.summary import summarize
 
 
 def main() -> int:
@@ -22,20 +24,25 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args()
     try:
-        failed = [job for job in find_jobs(args.sweep_dir) if not job.completed]
+        jobs = [job for job in find_jobs(args.sweep_dir) if not job.completed]
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not failed:
-        print(f"no failed jobs in {args.sweep_dir}")
+    if not jobs:
+        print(f"every job of {args.sweep_dir} is complete")
         return 0
-    print(f"{len(failed)} failed job(s): " + ", ".join(str(job.num) for job in failed))
-    status = 0
-    for argv in rerun_commands(failed, python=sys.executable):
+    print(f"{len(jobs)} job(s) to run again: "
+          + ", ".join(f"{job.num} ({job.status})" for job in jobs))
+    for job in jobs:
+        argv = rerun_command(job, python=sys.executable)
         print(format_command(argv), flush=True)
         if not args.dry_run:
-            status = max(status, subprocess.run(argv).returncode)
-    return status
+            subprocess.run(argv)
+    if args.dry_run:
+        return 0
+    summary = summarize(args.sweep_dir)
+    print(summary.headline())
+    return 1 if summary.failed else 0
 
 
 if __name__ == "__main__":

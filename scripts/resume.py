@@ -13,25 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-TRAIN = Path(__file__).resolve().parent / "train.py"
-SET_BY_RESUME = ("trainer.resume=", "hydra.run.dir=")
-
-
-def resume_command(run_dir: Path, extra: list[str]) -> list[str]:
-    """The train.py command line that resumes `run_dir`."""
-    hydra = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra
-    task = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
-    keys = {o.partition("=")[0].lstrip("+~") for o in extra}
-    task = [o for o in task if not o.startswith(SET_BY_RESUME)
-            and o.partition("=")[0].lstrip("+~") not in keys]
-    hydra_overrides = [str(o) for o in hydra.overrides.hydra if not str(o).startswith(SET_BY_RESUME)]
-    config_dirs = [s.path for s in hydra.runtime.config_sources if s.provider == "command-line"]
-    argv = [sys.executable, str(TRAIN)]
-    for folder in config_dirs:
-        argv += ["--config-dir", folder]
-    return argv + [*task, *extra, *hydra_overrides, f"hydra.run.dir={run_dir}", "trainer.resume=true"]
+from gradtrace.sweeps.rerun import resume_command
 
 
 def main() -> int:

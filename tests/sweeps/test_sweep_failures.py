@@ -1,5 +1,5 @@
 """A sweep in which some jobs fail: the others finish, every failure is recorded, the sweep exits
-non-zero, and one command reruns the failed jobs.
+non-zero, and one command completes the sweep in place.
 
 The linear example (one sample x = [1, 2, 3], target 5, MSE) has a hand-derivable error: with
 e = w.x + b - y and |(x, 1)|^2 = 15, one SGD step gives e' = (1 - 30 lr) e. So lr=0.005 and 0.01
@@ -21,7 +21,6 @@ from sweep_helpers import (
     only_sweep_dir,
     run_script,
     summary_rows,
-    sweep_dirs,
 )
 
 STEPS = 20
@@ -41,8 +40,11 @@ def test_the_sweep_runs_every_job_and_exits_1(failed_sweep):
     assert result.returncode == 1, result.stderr
     assert len(list(sweep_dir.glob("*/.hydra"))) == 4
     output = result.stdout + result.stderr
-    assert "4 jobs, 2 completed, 2 failed" in output
+    assert "4 jobs: 2 completed, 2 failed" in output
     assert f"python scripts/rerun_failed.py {sweep_dir.relative_to(failed_sweep[0])}" in output
+    recorded = json.loads((sweep_dir / "jobs.json").read_text())  # the job list, from the start
+    assert recorded["jobs"] == [["model=linear", f"trainer.steps={STEPS}", f"optim.lr={lr}"]
+                                for lr in ("0.005", "0.01", "-1", "2")]
 
 
 def test_each_job_records_its_status_in_its_folder(failed_sweep):
@@ -72,29 +74,33 @@ def test_summary_is_sorted_names_the_best_and_lists_the_failures(failed_sweep):
     markdown = (sweep_dir / "summary.md").read_text()
     assert markdown.splitlines()[2].startswith("**Best: job 1 (model=linear trainer.steps=20 optim.lr=0.01)")
     assert "python scripts/rerun_failed.py" in markdown
-    assert "optim.lr=-1,2" in markdown  # the rerun command: the failed jobs as one grid
+    # Each job to run again, into its own folder.
+    assert "model=linear trainer.steps=20 optim.lr=-1 'hydra.run.dir=" in markdown
     assert (sweep_dir / "summary.png").stat().st_size > 10_000
 
 
-def test_rerun_failed_runs_exactly_the_failed_and_unfinished_jobs(failed_sweep, tmp_path: Path):
+def test_rerun_failed_completes_the_sweep_in_place(failed_sweep, tmp_path: Path):
     source_cwd, _, source_sweep = failed_sweep
     sweep_dir = tmp_path / source_sweep.relative_to(source_cwd)
     shutil.copytree(source_sweep, sweep_dir)
-    # A job killed before it finished leaves no result.json: it counts as failed.
-    next(sweep_dir.glob("0_*/result.json")).unlink()
+    # A job killed before it finished leaves no result.json: it is unfinished.
+    killed = next(sweep_dir.glob("0_*"))
+    (killed / "result.json").unlink()
+    before = {p.name for p in sweep_dir.iterdir()}
 
     dry = run_script(tmp_path, "rerun_failed.py", str(sweep_dir), "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "-m model=linear trainer.steps=20 optim.lr=0.005,-1,2" in dry.stdout
-    assert sweep_dirs(tmp_path) == [sweep_dir]  # nothing ran
+    assert "3 job(s) to run again: 0 (unfinished), 2 (failed), 3 (failed)" in dry.stdout
+    assert f"model=linear trainer.steps=20 optim.lr=0.005 'hydra.run.dir='\"'\"'{killed}" in dry.stdout
+    assert not (killed / "result.json").exists()  # nothing ran
 
     rerun = run_script(tmp_path, "rerun_failed.py", str(sweep_dir))
     assert rerun.returncode == 1, rerun.stderr  # -1 and 2 fail again, as they must
-    new_sweep = [d for d in sweep_dirs(tmp_path) if d != sweep_dir]
-    assert len(new_sweep) == 1
-    statuses = {lr: r["status"] for lr, r in job_results(new_sweep[0]).items()}
-    assert statuses == {"0.005": "completed", "-1": "failed", "2": "failed"}
-    assert (new_sweep[0] / "summary.md").is_file()
+    assert {p.name for p in sweep_dir.iterdir()} == before  # the same folders, no new sweep
+    statuses = {lr: r["status"] for lr, r in job_results(sweep_dir).items()}
+    assert statuses == {"0.005": "completed", "0.01": "completed", "-1": "failed",
+                        "2": "failed"}
+    assert "4 jobs: 2 completed, 2 failed" in rerun.stdout
 
 
 def test_summarize_on_demand_rewrites_the_summary(failed_sweep, tmp_path: Path):

@@ -31,7 +31,9 @@ def test_joblib_runs_jobs_in_parallel_without_oversubscribing(cli, tmp_path: Pat
     assert [row["optim.lr"] for row in summary_rows(sweep_dir)] == ["0.01", "0.005", "-1"]
     assert (sweep_dir / "summary.png").is_file()
     dry = run_script(tmp_path, "rerun_failed.py", str(sweep_dir), "--dry-run")
-    assert "-m hydra/launcher=joblib hydra.launcher.n_jobs=2 model=linear" in dry.stdout
+    # The failed job runs again as one run in its own folder: no launcher, no new sweep.
+    assert "model=linear trainer.steps=5 optim.lr=-1 'hydra.run.dir=" in dry.stdout
+    assert "hydra/launcher" not in dry.stdout and "hydra.launcher" not in dry.stdout
 
 
 def test_optuna_searches_the_learning_rate_and_the_summary_ranks_the_trials(cli, tmp_path: Path):

@@ -1,34 +1,45 @@
-"""The jobs of a sweep folder, read from what each job left in its own folder.
+"""The jobs of a sweep folder: the job list the sweep recorded when it started (jobs.json), and
+what each job left in its own folder.
 
 A job folder is any folder under the sweep folder with `.hydra/overrides.yaml` (Hydra writes it
 before the job starts) and, once the job has ended, `result.json` (scripts/train.py writes it).
-This works the same whichever launcher or sweeper ran the jobs.
+This works the same whichever launcher ran the jobs. A job of the recorded list without a folder
+never started (the sweep was killed first); a folder without result.json never finished.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
-from gradtrace.sweeps.result import COMPLETED, FAILED, JobResult, read_result
+from gradtrace.atomic import write_atomically
+from gradtrace.config import folder_suffix
+from gradtrace.sweeps.result import COMPLETED, FAILED, INTERRUPTED, JobResult, read_result
 
-MISSING = "missing"  # no result.json: the job is still running, or was killed
+UNFINISHED = "unfinished"  # a folder but no result.json: still running, or killed
+NOT_STARTED = "not started"  # in the sweep's job list, but no folder: the sweep stopped first
+JOB_LIST = "jobs.json"
 
 
 @dataclass
 class Job:
-    folder: Path
+    folder: Path  # where it ran, or, if it never started, where it will
     num: int  # hydra.job.num, the number in the folder's name
     overrides: list[str]  # as typed or chosen by the sweeper, e.g. ["optim.lr=0.1"]
     result: Optional[JobResult]
+    started: bool = True
 
     @property
     def status(self) -> str:
-        return self.result.status if self.result is not None else MISSING
+        if self.result is not None:
+            return self.result.status
+        return UNFINISHED if self.started else NOT_STARTED
 
     @property
     def completed(self) -> bool:
@@ -36,6 +47,8 @@ class Job:
 
     @property
     def error_line(self) -> str:
+        if self.result is None and not self.started:
+            return "never started: the sweep stopped before it"
         if self.result is None:
             return "no result.json: the job did not finish (still running, or killed)"
         return self.result.error_line
@@ -72,16 +85,44 @@ class Job:
         return out
 
 
+def write_job_list(sweep_dir: Path, sweeper: str, jobs: Optional[list[list[str]]],
+                   trials: Optional[int] = None) -> Path:
+    """jobs.json: the jobs a sweep will run (a grid's overrides, job by job), or for a search
+    the number of trials, written when it starts."""
+    data = {"sweeper": sweeper, "jobs": jobs, "trials": trials}
+    return write_atomically(sweep_dir / JOB_LIST, json.dumps(data, indent=1) + "\n")
+
+
+def read_job_list(sweep_dir: Path) -> dict[str, Any]:
+    """What jobs.json recorded; empty when there is none (or it cannot be read)."""
+    try:
+        data = json.loads((sweep_dir / JOB_LIST).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def planned_folder(sweep_dir: Path, num: int, overrides: list[str]) -> Path:
+    """The folder Hydra gives job `num` (configs/train.yaml's hydra.sweep.subdir)."""
+    return sweep_dir / f"{num}{folder_suffix(','.join(sorted(overrides)))}"
+
+
 def find_jobs(sweep_dir: str | Path) -> list[Job]:
-    """Every job under `sweep_dir`, in job-number order. Raises FileNotFoundError if none."""
+    """Every job of `sweep_dir`, started or not, in job-number order. Raises FileNotFoundError if
+    there is none."""
     sweep_dir = Path(sweep_dir)
     jobs = []
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         folder = overrides_file.parent.parent
-        hydra_file = folder / ".hydra" / "hydra.yaml"
-        num = OmegaConf.load(hydra_file).hydra.job.num if hydra_file.is_file() else -1
         overrides = [str(o) for o in OmegaConf.load(overrides_file)]
-        jobs.append(Job(folder=folder, num=int(num), overrides=overrides, result=read_result(folder)))
+        overrides = [o for o in overrides if not o.startswith("trainer.resume=")]  # a rerun's
+        jobs.append(Job(folder, _job_num(folder), overrides, read_result(folder)))
+    planned = read_job_list(sweep_dir).get("jobs") or []
+    started = {job.num for job in jobs}
+    for num, overrides in enumerate(planned):
+        if num not in started:
+            folder = planned_folder(sweep_dir, num, overrides)
+            jobs.append(Job(folder, num, list(overrides), None, started=False))
     if not jobs:
         raise FileNotFoundError(
             f"{sweep_dir} holds no sweep jobs (folders with .hydra/overrides.yaml): "
@@ -90,10 +131,21 @@ def find_jobs(sweep_dir: str | Path) -> list[Job]:
     return sorted(jobs, key=lambda job: (job.num, job.folder.name))
 
 
+def _job_num(folder: Path) -> int:
+    """The number the folder's name starts with; hydra.yaml's job.num if it has none."""
+    match = re.match(r"^(\d+)(_|$)", folder.name)
+    if match:
+        return int(match.group(1))
+    try:
+        return int(OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra.job.num)
+    except Exception:
+        return -1
+
+
 def ranked(jobs: list[Job]) -> list[Job]:
     """Completed jobs by their objective (final loss unless the config chose another), lowest
     first; then failed ones, then unfinished ones."""
-    order = {COMPLETED: 0, FAILED: 1, MISSING: 2}
+    order = {COMPLETED: 0, FAILED: 1, INTERRUPTED: 1, UNFINISHED: 2, NOT_STARTED: 3}
     return sorted(jobs, key=lambda j: (order.get(j.status, 1), j.score if j.completed else 0, j.num))
 
 

@@ -1,73 +1,77 @@
-"""The command lines that run a sweep's failed jobs again, with the launcher they ran under.
+"""The commands that complete a sweep in place: every job that failed, never finished or never
+started runs again in its own folder, resuming from its newest checkpoint when it has one.
 
-When the failed jobs' overrides form a grid (say optim.lr=1000,2000), one `-m` command reruns
-them all; otherwise one command per job, since a Hydra sweep is always a grid. A search sweeper
-(optuna) is not carried over: its failed trials are rerun as the fixed values it had picked.
+Each is a single run of this checkout's scripts/train.py (never a script named in the sweep
+folder, which could be anyone's code) with the job's overrides and config folders, into
+`hydra.run.dir=<its folder>`. They run one after another on this machine, whatever launcher the
+sweep had; a search sweeper (optuna) is not carried over: its trials rerun with the values it
+picked.
 """
 
 from __future__ import annotations
 
-import itertools
 import shlex
+import sys
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
+from gradtrace import checkpoint
 from gradtrace.sweeps.jobs import Job
 
-KEEP_HYDRA_OVERRIDES = ("hydra/launcher=", "hydra.launcher.")  # where and how jobs ran
+TRAIN = Path(__file__).resolve().parents[3] / "scripts" / "train.py"
+# Hydra overrides that make sense for one run of the job: not where or how a sweep ran it.
+DROP_HYDRA = ("hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweeper", "hydra.sweep.",
+              "hydra.run.dir", "hydra.mode")
 
 
-def rerun_commands(failed: list[Job], python: str = "python") -> list[list[str]]:
-    """argv lists that rerun `failed` (jobs that failed or never finished)."""
-    if not failed:
-        return []
-    script = _train_script()
-    launcher = _launcher_overrides(failed[0])
-    grid = _as_grid([job.overrides for job in failed])
-    if grid is not None:
-        return [[python, script, "-m", *launcher, *grid]]
-    return [[python, script, "-m", *launcher, *job.overrides] for job in failed]
+def rerun_command(job: Job, python: str = "python") -> list[str]:
+    """argv that completes `job` in its own folder."""
+    resume = bool(checkpoint.checkpoints(job.folder))
+    hydra = _hydra_config(job)
+    argv = [python, train_script()]
+    for source in hydra.get("runtime", {}).get("config_sources", []):
+        if source.get("provider") == "command-line":
+            argv += ["--config-dir", source["path"]]
+    hydra_overrides = [o for o in hydra.get("overrides", {}).get("hydra", [])
+                       if not str(o).startswith(DROP_HYDRA)]
+    # Quoted for Hydra's override grammar: a sweep job's folder name holds '=' and ','.
+    argv += [*job.overrides, *map(str, hydra_overrides), f"hydra.run.dir='{job.folder}'"]
+    return argv + (["trainer.resume=true"] if resume else [])
+
+
+def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable) -> list[str]:
+    """argv that resumes the single run in `run_dir` (scripts/resume.py), `extra` overrides
+    added (replacing the run's own for the same keys)."""
+    task = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    keys = {o.partition("=")[0].lstrip("+~") for o in extra}
+    task = [o for o in task if not o.startswith("trainer.resume=")
+            and o.partition("=")[0].lstrip("+~") not in keys]
+    job = Job(run_dir, 0, [*task, *extra], None)
+    argv = rerun_command(job, python)
+    return argv if "trainer.resume=true" in argv else [*argv, "trainer.resume=true"]
 
 
 def format_command(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
-def _train_script() -> str:
-    """This checkout's scripts/train.py, never one named in a sweep folder (which could be
-    anyone's code); relative to the current folder when inside it, as users type it."""
-    script = Path(__file__).resolve().parents[3] / "scripts" / "train.py"
+def train_script() -> str:
+    """This checkout's scripts/train.py; relative to the current folder when inside it."""
     try:
-        return str(script.relative_to(Path.cwd()))
+        return str(TRAIN.relative_to(Path.cwd()))
     except ValueError:
-        return str(script)
+        return str(TRAIN)
 
 
-def _launcher_overrides(job: Job) -> list[str]:
-    """The job's launcher settings; none when its .hydra/hydra.yaml is missing or damaged."""
-    try:
-        overrides = OmegaConf.load(job.folder / ".hydra" / "hydra.yaml").hydra.overrides.hydra
-    except Exception:  # a damaged folder: rerun it with the default launcher
-        return []
-    return [str(o) for o in overrides if str(o).startswith(KEEP_HYDRA_OVERRIDES)]
-
-
-def _as_grid(override_sets: list[list[str]]) -> list[str] | None:
-    """`key=v1,v2` overrides whose grid is exactly these sets, or None if there is no such grid."""
-    keys = [o.partition("=")[0] for o in override_sets[0]]
-    values: dict[str, list[str]] = {key: [] for key in keys}
-    rows = set()
-    for overrides in override_sets:
-        pairs = [o.partition("=") for o in overrides]
-        if [key for key, _, _ in pairs] != keys or any(not sep for _, sep, _ in pairs):
-            return None
-        for key, _, value in pairs:
-            if "," in value:  # a list value: "a,b" would read as two sweep values
-                return None
-            if value not in values[key]:
-                values[key].append(value)
-        rows.add(tuple(value for _, _, value in pairs))
-    if rows != set(itertools.product(*values.values())) or len(rows) != len(override_sets):
-        return None
-    return [f"{key}={','.join(vals)}" for key, vals in values.items()]
+def _hydra_config(job: Job) -> dict[str, Any]:
+    """The `hydra` node the job ran with (its .hydra/hydra.yaml), or for a job that never
+    started the sweep's (multirun.yaml); empty when neither reads back."""
+    for path in (job.folder / ".hydra" / "hydra.yaml", job.folder.parent / "multirun.yaml"):
+        try:
+            node = OmegaConf.to_container(OmegaConf.load(path).hydra, resolve=False)
+            return {str(k): v for k, v in node.items()} if isinstance(node, dict) else {}
+        except Exception:  # missing or damaged: try the next, else rerun with the defaults
+            continue
+    return {}

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gradtrace.atomic import write_atomically
-from gradtrace.sweeps.jobs import Job, find_jobs, ranked, swept_keys
-from gradtrace.sweeps.rerun import format_command, rerun_commands
+from gradtrace.sweeps.jobs import NOT_STARTED, UNFINISHED, Job, find_jobs, ranked, swept_keys
+from gradtrace.sweeps.rerun import format_command, rerun_command
+from gradtrace.sweeps.result import COMPLETED, FAILED, INTERRUPTED
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,16 @@ class Summary:
     def failed(self) -> list[Job]:
         return [job for job in self.jobs if not job.completed]
 
+    def counts(self) -> str:
+        """e.g. "5 jobs: 2 completed, 1 failed, 1 unfinished, 1 not started"."""
+        statuses = [job.status for job in self.jobs]
+        parts = [f"{statuses.count(s)} {s}" for s in (COMPLETED, FAILED)]
+        parts += [f"{statuses.count(s)} {s}" for s in (INTERRUPTED, UNFINISHED, NOT_STARTED)
+                  if s in statuses]
+        return f"{len(self.jobs)} jobs: " + ", ".join(parts)
+
     def headline(self) -> str:
-        completed = len(self.jobs) - len(self.failed)
-        counts = f"{len(self.jobs)} jobs, {completed} completed, {len(self.failed)} failed"
+        counts = self.counts()
         if self.best is None:
             return f"{counts}; no job completed"
         return f"{counts}; best: {describe_job(self.best)}"
@@ -101,8 +109,7 @@ def write_markdown(summary: Summary, path: Path) -> Path:
     lines = [f"# Sweep {summary.sweep_dir.name}", ""]
     if summary.best is not None:
         lines += [f"**Best: {describe_job(summary.best)}.**", ""]
-    lines += [f"{len(summary.jobs)} jobs: {len(summary.jobs) - len(summary.failed)} completed, "
-              f"{len(summary.failed)} failed.", ""]
+    lines += [f"{summary.counts()}.", ""]
     columns = ["rank", "job", "overrides", "status", "final loss", "best loss", "val loss",
                "steps", "wall time (s)"]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -112,12 +119,12 @@ def write_markdown(summary: Summary, path: Path) -> Path:
     if any(path.name == "summary.png" for path in summary.files):
         lines += ["", "![loss curves](summary.png)"]
     if summary.failed:
-        lines += ["", "## Failed jobs", ""]
+        lines += ["", "## Jobs to run again", ""]
         for job in summary.failed:
-            lines.append(f"- job {job.num} ({job.label}): {job.error_line}; "
-                         f"see `{job.folder.name}/train.log`")
-        lines += ["", "Rerun them with one command:", "",
-                  f"    python scripts/rerun_failed.py {summary.sweep_dir}", "",
-                  "which runs:", ""]
-        lines += [f"    {format_command(argv)}" for argv in rerun_commands(summary.failed)]
+            see = f"; see `{job.folder.name}/train.log`" if job.started else ""
+            lines.append(f"- job {job.num} ({job.label}): {job.status}: {job.error_line}{see}")
+        lines += ["", "Complete the sweep in place (each job in its own folder, from its checkpoint "
+                  "when it has one):", "", f"    python scripts/rerun_failed.py {summary.sweep_dir}",
+                  "", "which runs:", ""]
+        lines += [f"    {format_command(rerun_command(job))}" for job in summary.failed]
     return write_atomically(path, "\n".join(lines) + "\n")
