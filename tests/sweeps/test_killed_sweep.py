@@ -1,0 +1,80 @@
+"""A sweep killed with kill -9 in the middle of a job loses nothing: its summary counts and names
+the job that never finished and the jobs that never started, and rerun_failed.py completes every
+one of them in its own folder, the unfinished one from its checkpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gradtrace import checkpoint
+
+from conftest import TRAIN_SCRIPT
+from sweep_helpers import job_results, only_sweep_dir, run_script
+
+LRS = ("0.01", "0.02", "0.03", "0.04")
+SWEEP = ["-m", "model=regressor", "trainer.steps=4000", "trainer.checkpoint.every_steps=500",
+         "landscape.enabled=false", f"optim.lr={','.join(LRS)}"]
+
+
+def kill_sweep_once_a_job_has_a_checkpoint(cwd: Path, *launcher: str) -> None:
+    """Start the sweep in its own process group; kill -9 the group (the sweep and any workers it
+    started) once some job has written a checkpoint."""
+    process = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *SWEEP, *launcher], cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(checkpoint.checkpoints(d) for d in cwd.glob("outputs/multirun/*/*_*")):
+            assert process.poll() is None, "the sweep ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        with pytest.raises(ProcessLookupError):  # nothing of the group is left running
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                os.killpg(process.pid, 0)
+                time.sleep(0.1)
+
+
+@pytest.mark.parametrize("launcher", [(), ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")],
+                         ids=["basic", "joblib"])
+def test_a_killed_sweep_is_counted_and_completed(launcher: tuple[str, ...], tmp_path: Path):
+    kill_sweep_once_a_job_has_a_checkpoint(tmp_path, *launcher)
+    sweep_dir = only_sweep_dir(tmp_path)
+    started = [d for d in sweep_dir.iterdir() if (d / ".hydra").is_dir()]
+    assert 1 <= len(started) < len(LRS)
+
+    summary = run_script(tmp_path, "summarize.py", str(sweep_dir), "--no-plot")
+    assert summary.returncode == 1
+    completed = len(job_results(sweep_dir))  # the jobs that wrote result.json before the kill
+    unfinished = len(started) - completed
+    assert unfinished >= 1
+    counts = [f"{completed} completed", f"{unfinished} unfinished",
+              f"{len(LRS) - len(started)} not started"]
+    assert f"{len(LRS)} jobs: " in summary.stdout and all(c in summary.stdout for c in counts)
+    assert "never started: the sweep stopped before it" in summary.stdout
+
+    checkpointed = {d.name for d in started
+                    if checkpoint.checkpoints(d) and not (d / "result.json").exists()}
+    assert checkpointed  # the sweep was killed once one had a checkpoint
+
+    rerun = run_script(tmp_path, "rerun_failed.py", str(sweep_dir), timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"{len(LRS)} jobs: {len(LRS)} completed, 0 failed" in rerun.stdout
+    results = job_results(sweep_dir)
+    assert sorted(results) == sorted(LRS) and all(r["steps"] == 4000 for r in results.values())
+    logs = [d / "train.log" for d in sweep_dir.iterdir() if (d / "train.log").is_file()]
+    resumed = {log.parent.name for log in logs if "resuming from" in log.read_text()}
+    assert resumed == checkpointed  # from their checkpoints, not from step 0
