@@ -74,4 +74,4 @@ def test_optuna_optimiser_search_config_composes():
     sweeper = _hydra_config("hydra/sweeper=optuna_optim").sweeper
     assert sweeper.params == {"optim": "choice(sgd, adam, manual)",
                               "optim.lr": "tag(log, interval(0.0001, 1.0))"}
-    assert sweeper.direction == "minimize" and sweeper.storage is None
+    assert sweeper.direction == "minimize" and sweeper._target_.endswith("GradtraceOptunaSweeper")

@@ -35,6 +35,10 @@ class SweepSummary(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        sweeper = str(config.hydra.sweeper.get("_target_", ""))
+        if sweeper.endswith("GradtraceOptunaSweeper") and (sweep_dir / "optuna.db").exists():
+            log.info("continuing the search stored in %s", sweep_dir / "optuna.db")
+            return  # the same search, resumed: its jobs.json stands
         if (sweep_dir / JOB_LIST).exists() or any(sweep_dir.glob("*/.hydra")):
             error = ConfigError(
                 f"hydra.sweep.dir={sweep_dir} already holds another sweep's jobs: pick another "
@@ -43,7 +47,6 @@ class SweepSummary(Callback):
             )
             log.error("%s", error)
             sys.exit(exit_code(error))
-        sweeper = str(config.hydra.sweeper.get("_target_", ""))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         write_job_list(sweep_dir, sweeper, _grid(config) if sweeper.endswith("BasicSweeper")
                        else None, trials=config.hydra.sweeper.get("n_trials"))

@@ -1,0 +1,1 @@
+"""gradtrace's Optuna sweeper for Hydra: hydra/sweeper=gradtrace_optuna (see sweeper.py)."""
