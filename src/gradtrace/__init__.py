@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from gradtrace.errors import ConfigError, GradCheckError, NonFiniteError
+from gradtrace.errors import ConfigError, GradCheckError, Interrupted, NonFiniteError, OutputError
 
 if TYPE_CHECKING:
     from gradtrace.api import RunResult, run
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "GradCheckError", "NonFiniteError", "RunResult", "run", "__version__"]
+__all__ = [
+    "ConfigError", "GradCheckError", "Interrupted", "NonFiniteError", "OutputError", "RunResult",
+    "run", "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

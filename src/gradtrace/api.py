@@ -55,7 +55,9 @@ def run(
     under the current folder, as the CLI names it. config_dir: a folder of your own options
     (model/, data/, loss/, optim/), as the CLI's --config-dir. verbose: print the run's log lines
     (they always go to <run_dir>/train.log). Raises ConfigError (a bad value), NonFiniteError,
-    GradCheckError, or Hydra's errors for an unknown key or option.
+    GradCheckError, OutputError, Hydra's errors for an unknown key or option, or Interrupted when
+    Ctrl-C (SIGINT) or SIGTERM stopped the run after a checkpoint (resume it with
+    `trainer.resume=true` and the same run_dir).
     """
     cfg, choices, default_dir = compose_config(overrides, config_dir)
     folder = Path(run_dir) if run_dir is not None else Path(default_dir)

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gradtrace import data as data_module
 from gradtrace.config import LandscapeConfig, TrainerConfig, validate
 from gradtrace.data import Batch, Samples
+from gradtrace.devices import resolve_device, resolve_threads
 from gradtrace.errors import ConfigError
 from gradtrace.insight.explain import StepExplainer
 from gradtrace.insight.gradcheck import GradCheck
@@ -287,52 +286,6 @@ def _landscape(
         margin=plan.landscape.margin,
         seed=plan.seed,
     )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        build = "a CPU build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-        raise ConfigError(
-            f"trainer.device={name}, but this torch {torch.__version__} ({build}) finds no CUDA "
-            f"device: use trainer.device=cpu (or auto), or on a machine with an NVIDIA GPU install "
-            f"a CUDA build of torch (https://pytorch.org/get-started/locally/)"
-        )
-    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
-        raise ConfigError(
-            f"trainer.device={name}, but there are {torch.cuda.device_count()} CUDA devices"
-        )
-    if name.startswith("cuda"):
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
-    return torch.device(name)
-
-
-def resolve_threads(threads: int | None) -> int | None:
-    """torch CPU threads for this job, None for torch's default.
-
-    `threads` when set. Otherwise, under a launcher that runs jobs side by side, few enough that
-    the jobs together use at most every core: torch's default of one thread per core in each of N
-    parallel jobs would make N times too many threads, which slows every job down.
-    """
-    if threads is not None or not HydraConfig.initialized():
-        return threads
-    launcher = HydraConfig.get().launcher
-    cores = _cores()
-    if "n_jobs" in launcher:  # joblib: n_jobs worker processes on this machine, -1 one per core
-        n_jobs = int(launcher.n_jobs)
-        jobs = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
-        return max(1, cores // jobs)
-    if "cpus_per_task" in launcher and launcher.cpus_per_task:  # submitit: cores per job
-        return int(launcher.cpus_per_task)
-    return None  # the basic launcher: one job at a time
-
-
-def _cores() -> int:
-    """The cores this process may run on (a SLURM or container limit, not the machine's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def hparams(cfg: DictConfig, choices: Mapping[str, Optional[str]]) -> HParams:

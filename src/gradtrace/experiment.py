@@ -24,7 +24,14 @@ from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.loggers import Logger
 from gradtrace.report import summary_lines
 from gradtrace.signals import StopRequest
-from gradtrace.sweeps.result import COMPLETED, FAILED, INTERRUPTED, JobResult, write_result
+from gradtrace.sweeps.result import (
+    COMPLETED,
+    FAILED,
+    INTERRUPTED,
+    JobResult,
+    objective_of,
+    write_result,
+)
 from gradtrace.trainer import TrainResult, train
 
 log = logging.getLogger("gradtrace")
@@ -43,12 +50,7 @@ class Outcome:
 
 
 def objective_value(result: TrainResult, objective: str) -> float:
-    values = {
-        "loss/final": result.final_loss,
-        "loss/best": result.best_loss,
-        "loss/val_final": result.val_loss,
-    }
-    value = values[objective]
+    value = objective_of(objective, result.final_loss, result.best_loss, result.val_loss)
     return math.nan if value is None else value
 
 
@@ -64,6 +66,21 @@ def run_experiment(
         with stop.installed():
             plan = make_plan(cfg, choices)  # the checks that need no object: before anything
             outcome = train_plan(plan, run_dir, stop)
+        result = outcome.result
+        write_result(
+            run_dir,
+            JobResult(
+                INTERRUPTED if result.interrupted else COMPLETED,
+                final_loss=result.final_loss,
+                best_loss=result.best_loss,
+                val_loss=result.val_loss,
+                objective=plan.objective,
+                steps=result.steps,
+                seconds=time.perf_counter() - start,
+                train_seconds=result.seconds,
+                threads=torch.get_num_threads(),
+            ),
+        )
     except Exception as error:
         if isinstance(error, OSError):  # writing the outputs failed: a world fault, one line
             error = output_error(error)
@@ -73,21 +90,6 @@ def run_experiment(
         except OSError:
             pass  # the disk is full or gone: no result.json, rather than a partial one
         raise error from None
-    result = outcome.result
-    write_result(
-        run_dir,
-        JobResult(
-            INTERRUPTED if result.interrupted else COMPLETED,
-            final_loss=result.final_loss,
-            best_loss=result.best_loss,
-            val_loss=result.val_loss,
-            objective=plan.objective,
-            steps=result.steps,
-            seconds=time.perf_counter() - start,
-            train_seconds=result.seconds,
-            threads=torch.get_num_threads(),
-        ),
-    )
     if result.interrupted:
         assert stop.signum is not None
         name = signal.Signals(stop.signum).name

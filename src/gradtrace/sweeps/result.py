@@ -38,14 +38,20 @@ class JobResult:
     @property
     def objective_value(self) -> Optional[float]:
         """The value of `objective` (loss/final when not recorded)."""
-        values = {"loss/final": self.final_loss, "loss/best": self.best_loss,
-                  "loss/val_final": self.val_loss}
-        return values.get(self.objective or "loss/final")
+        return objective_of(self.objective or "loss/final", self.final_loss, self.best_loss,
+                            self.val_loss)
 
     @property
     def error_line(self) -> str:
         """The first line of the error, for tables."""
         return (self.error or "").strip().splitlines()[0] if self.error else ""
+
+
+def objective_of(
+    objective: str, final: Optional[float], best: Optional[float], val: Optional[float]
+) -> Optional[float]:
+    """The value of an objective (gradtrace.config.OBJECTIVES) among a run's losses."""
+    return {"loss/final": final, "loss/best": best, "loss/val_final": val}.get(objective)
 
 
 def write_result(run_dir: str | Path, result: JobResult) -> Path:
