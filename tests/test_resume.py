@@ -64,6 +64,14 @@ def stop_mid_run(process: subprocess.Popen, run_dir: Path, signum: int, rng: ran
             process.wait()
 
 
+def resume(run_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """scripts/resume.py on `run_dir`, to its end."""
+    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
 def newest_step(run_dir: Path) -> int:
     return int(checkpoint.checkpoints(run_dir)[0].name[5:14])
 
@@ -122,9 +130,7 @@ def test_kill_9_twice_then_resume_is_bitwise_the_uninterrupted_run(
                            signal.SIGKILL, rng, after=first_kill)
     assert code == -signal.SIGKILL and newest_step(run_dir) > first_kill
 
-    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = resume(run_dir, tmp_path)
     assert f"resuming from {checkpoint.checkpoints(run_dir)[-1].parent}" in done.stderr + done.stdout
     assert_same_run(run_dir, references[case])
 
@@ -135,9 +141,7 @@ def test_tensorboard_shows_one_value_per_step_after_a_kill(references: dict[str,
     run_dir = tmp_path / "run"
     process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
     assert stop_mid_run(process, run_dir, signal.SIGKILL, random.Random(7))[0] == -signal.SIGKILL
-    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    resume(run_dir, tmp_path)
     expected = read_scalars(references[case])["loss/train"]
     # README ("Inspect runs"): TensorBoard keeps 1,000 points per tag unless told otherwise.
     with tensorboard_server(tmp_path, tmp_path / "tensorboard.log",
@@ -167,9 +171,7 @@ def test_a_stop_signal_ends_the_step_checkpoints_and_resumes(
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "interrupted" and result["steps"] == steps
     assert read_scalars(run_dir)["loss/train"].steps.tolist() == list(range(steps))
-    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    resume(run_dir, tmp_path)
     assert_same_run(run_dir, references[case])
 
 
@@ -183,9 +185,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(references: di
     data = bytearray(newest.read_bytes())
     data[len(data) // 2] ^= 0x01  # one flipped bit in the middle of the state
     newest.write_bytes(bytes(data))
-    done = subprocess.run([sys.executable, str(RESUME_SCRIPT), str(run_dir)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    done = resume(run_dir, tmp_path)
     output = done.stdout + done.stderr
     assert f"checkpoint {newest} is damaged (its checksum does not match its contents): using " \
            f"the one before it" in output

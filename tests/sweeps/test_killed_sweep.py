@@ -4,11 +4,7 @@ one of them in its own folder, the unfinished one from its checkpoint."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,42 +12,19 @@ import pytest
 from gradtrace import checkpoint
 
 from conftest import TRAIN_SCRIPT
-from sweep_helpers import job_results, only_sweep_dir, run_script
+from sweep_helpers import job_results, kill_9_when, only_sweep_dir, run_script
 
 LRS = ("0.01", "0.02", "0.03", "0.04")
 SWEEP = ["-m", "model=regressor", "trainer.steps=4000", "trainer.checkpoint.every_steps=500",
          "landscape.enabled=false", f"optim.lr={','.join(LRS)}"]
 
 
-def kill_sweep_once_a_job_has_a_checkpoint(cwd: Path, *launcher: str) -> None:
-    """Start the sweep in its own process group; kill -9 the group (the sweep and any workers it
-    started) once some job has written a checkpoint."""
-    process = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *SWEEP, *launcher], cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not any(checkpoint.checkpoints(d) for d in cwd.glob("outputs/multirun/*/*_*")):
-            assert process.poll() is None, "the sweep ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        with pytest.raises(ProcessLookupError):  # nothing of the group is left running
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                os.killpg(process.pid, 0)
-                time.sleep(0.1)
-
-
 @pytest.mark.parametrize("launcher", [(), ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")],
                          ids=["basic", "joblib"])
 def test_a_killed_sweep_is_counted_and_completed(launcher: tuple[str, ...], tmp_path: Path):
-    kill_sweep_once_a_job_has_a_checkpoint(tmp_path, *launcher)
+    # Killed, with any workers, once some job has written a checkpoint.
+    kill_9_when([sys.executable, str(TRAIN_SCRIPT), *SWEEP, *launcher], tmp_path,
+                lambda: any(checkpoint.checkpoints(d) for d in tmp_path.glob("outputs/multirun/*/*_*")))
     sweep_dir = only_sweep_dir(tmp_path)
     started = [d for d in sweep_dir.iterdir() if (d / ".hydra").is_dir()]
     assert 1 <= len(started) < len(LRS)

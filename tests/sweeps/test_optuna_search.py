@@ -3,18 +3,15 @@ as failed, and a search killed with kill -9 resumes with its finished trials."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 from omegaconf import OmegaConf
 
 from conftest import TRAIN_SCRIPT
-from sweep_helpers import job_results
+from sweep_helpers import job_results, kill_9_when
 
 # The linear example diverges for lr > 2/30 (its error is multiplied by 1 - 30 lr each step), so
 # a search over [1e-3, 1] has failing trials (the NaN stop after at most a few hundred steps).
@@ -31,20 +28,7 @@ def trials(sweep_dir: Path) -> list[optuna.trial.FrozenTrial]:
 def test_a_killed_search_resumes_with_its_trials_and_failed_ones_are_failed(tmp_path: Path):
     sweep_dir = tmp_path / "search"
     argv = [sys.executable, str(TRAIN_SCRIPT), *SEARCH, f"hydra.sweep.dir={sweep_dir}"]
-    process = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not sweep_dir.exists() or len(job_results(sweep_dir)) < 3:
-            assert process.poll() is None, "the search ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    kill_9_when(argv, tmp_path, lambda: sweep_dir.exists() and len(job_results(sweep_dir)) >= 3)
     before = {t.number: (t.state, t.params, t.value) for t in trials(sweep_dir)
               if t.state.is_finished()}
     assert len(before) >= 2
