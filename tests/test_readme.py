@@ -72,3 +72,14 @@ def test_validation_as_written(folder: Path):
         assert json.loads((new / "result.json").read_text())["val_loss"] == pytest.approx(
             series["loss/val"][-1][1]
         )
+
+
+def test_the_first_sweep_completes_as_the_readme_says(folder: Path):
+    text = (REPO / "README.md").read_text()
+    start = text.index("## Running experiments\n")
+    block = text[start : text.index("\n## ", start + 1)]
+    (command,) = [line.split("  #")[0].strip() for line in block.splitlines()
+                  if line.startswith("python scripts/train.py -m ")]
+    done = run(folder, command)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    assert "6 jobs: 6 completed, 0 failed" in done.stdout + done.stderr

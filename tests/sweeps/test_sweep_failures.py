@@ -14,8 +14,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
-from conftest import run_cli
+from gradtrace.sweeps.callback import SweepSummary
+from gradtrace.sweeps.jobs import find_jobs
+from gradtrace.sweeps.rerun import rerun_command
+
+from conftest import REPO, run_cli
 from sweep_helpers import (
     job_results,
     only_sweep_dir,
@@ -128,3 +133,41 @@ def test_a_single_run_still_exits_with_its_code_and_writes_result_json(tmp_path:
     (run_dir,) = (tmp_path / "outputs" / "runs").iterdir()
     recorded = json.loads((run_dir / "result.json").read_text())
     assert recorded["status"] == "failed" and "non-finite" in recorded["error"]
+
+
+def test_a_sweep_into_another_sweeps_folder_is_refused(failed_sweep, tmp_path: Path):
+    _, _, sweep_dir = failed_sweep
+    before = sorted(p.name for p in sweep_dir.iterdir())
+    result = run_cli(tmp_path, "-m", f"hydra.sweep.dir={sweep_dir}", "optim.lr=0.1,0.2")
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    (line,) = [line for line in output.splitlines() if "already holds" in line]  # one line
+    assert line.endswith(f"hydra.sweep.dir={sweep_dir} already holds another sweep's jobs: pick "
+                         f"another folder (each start gets its own by default); to complete that "
+                         f"sweep, run python scripts/rerun_failed.py {sweep_dir}")
+    assert sorted(p.name for p in sweep_dir.iterdir()) == before  # nothing of it touched
+
+
+def test_a_summary_that_fails_fails_the_sweep(tmp_path: Path, caplog):
+    job = tmp_path / "0_optim.lr=1"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- optim.lr=1\n")
+    (tmp_path / "summary.csv").mkdir()  # where the summary must go: a folder, so writing fails
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
+    with pytest.raises(SystemExit) as stopped:
+        SweepSummary(plot=False).on_multirun_end(config)
+    assert stopped.value.code == 1
+    assert f"could not write the sweep summary of {tmp_path}: IsADirectoryError" in caplog.text
+
+
+def test_reruns_use_this_checkouts_train_script(failed_sweep, tmp_path: Path):
+    _, _, source_sweep = failed_sweep
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(source_sweep, sweep_dir)
+    for hydra_file in sweep_dir.glob("*/.hydra/hydra.yaml"):  # as if run from another checkout
+        hydra_file.write_text(hydra_file.read_text().replace(str(REPO), "/elsewhere/gradtrace"))
+    commands = [rerun_command(job) for job in find_jobs(sweep_dir) if not job.completed]
+    train = REPO / "scripts" / "train.py"
+    assert commands and all(Path(argv[1]).resolve() == train for argv in commands)
+    assert not any("/elsewhere" in arg for argv in commands for arg in argv)
