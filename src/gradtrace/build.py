@@ -285,6 +285,7 @@ def _landscape(
         axes=plan.landscape.axes,
         margin=plan.landscape.margin,
         seed=plan.seed,
+        max_samples=plan.landscape.max_samples,
     )
 
 

@@ -138,6 +138,9 @@ class LandscapeConfig:
     # model's elements when it has one or two, else two random directions normalised per tensor.
     axes: Optional[list[str]] = None
     margin: float = 0.25  # added on each side of the trajectory, as a fraction of its extent
+    # The losses are computed on at most this many training samples (a seeded random subset when
+    # there are more), so that the picture costs a few seconds whatever the data's size.
+    max_samples: int = 10_000
 
     def __post_init__(self) -> None:
         require(
@@ -152,6 +155,8 @@ class LandscapeConfig:
             self.margin,
             "a finite number >= 0",
         )
+        require(self.max_samples >= 1, "landscape.max_samples", self.max_samples,
+                "an integer >= 1")
         require(
             self.axes is None or len(self.axes) == 2,
             "landscape.axes",

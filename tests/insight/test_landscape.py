@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.image import imread
 
 from gradtrace.build import build_logger
@@ -113,6 +114,20 @@ def test_regressor_picture(tmp_path: Path):
     assert np.isfinite(data.losses).all()
     assert_valid_png(tmp_path / "landscape.png")
     assert len(plotted_path(figure)) == 20
+
+
+def test_large_data_is_pictured_on_a_bounded_random_subset(tmp_path: Path):
+    run, data, figure = trained(tmp_path, "model=regressor", "trainer.steps=5",
+                                "landscape.max_samples=100")
+    assert (data.samples, data.total_samples) == (100, 1000)
+    # The subset: the first 100 of a permutation seeded by the run's seed, in sample order.
+    index = torch.randperm(1000, generator=torch.Generator().manual_seed(0))[:100].sort().values
+    x = run.train_data.inputs[index].double().numpy()
+    y = run.train_data.targets[index].double().numpy()
+    final = run.model.params.detach().double().numpy()
+    assert data.final_loss == pytest.approx(np.abs(x @ final - y).mean(), rel=1e-12)
+    label = figure.axes[1].get_ylabel()  # the colour bar
+    assert "100 random of 1,000 samples" in label
 
 
 def test_resolution_and_log_every_steps(tmp_path: Path):

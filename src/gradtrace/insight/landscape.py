@@ -1,4 +1,4 @@
-"""The loss around the optimiser's path, on all the run's samples, in float64.
+"""The loss around the optimiser's path, on the run's training samples, in float64.
 
 One parameter element in the model: the curve L(w) over a range that covers the trajectory.
 More: L on a 2-D slice through the final parameters theta_T, along two directions d1, d2:
@@ -12,8 +12,10 @@ More: L on a 2-D slice through the final parameters theta_T, along two direction
             least squares (how far it lies off the slice is reported).
 
 The range covers the trajectory and the final point, plus `margin` of its extent on each side.
-Cost: `resolution` (1-D) or `resolution`**2 (2-D) loss evaluations on all samples, vectorised
-with torch.func.vmap in chunks of at most 2**22 predictions, so memory is bounded too.
+Cost: `resolution` (1-D) or `resolution`**2 (2-D) loss evaluations on the samples, vectorised
+with torch.func.vmap in chunks of about 2**23 input elements, so memory is bounded too. With more
+than `max_samples` training samples, the losses are those of a seeded random subset of that many
+(the picture says so): the cost stays bounded whatever the data's size.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from gradtrace.errors import ConfigError
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.probe import element_names
 
-CHUNK_PREDICTIONS = 2**22  # predictions per vectorised batch of loss evaluations
+# Input elements (points x samples x features) per vectorised batch of loss evaluations: a model's
+# first layer makes a float64 intermediate about that size, 64 MB here.
+CHUNK_ELEMENTS = 2**23
 
 
 @dataclass
@@ -51,7 +55,8 @@ class LandscapeData:
     final: np.ndarray  # [1 or 2] where the final parameters (after the last step) are drawn
     final_loss: float
     off_slice: float  # largest distance of a trajectory point from the slice / |theta_0 - theta_T|
-    samples: int
+    samples: int  # the samples the losses are computed on
+    total_samples: int  # the training samples there are (more when a subset is used)
     loss_name: str
     seconds: float  # to compute all of this
 
@@ -71,10 +76,16 @@ class Landscape:
         axes: Optional[list[str]],
         margin: float,
         seed: int,
+        max_samples: int,
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
-        self.inputs, self.targets = inputs, targets  # all samples: [N, D], [N]
+        self.total_samples = len(targets)
+        if len(targets) > max_samples:  # a seeded random subset: bounded time and memory
+            index = torch.randperm(len(targets), generator=torch.Generator().manual_seed(seed))
+            index = index[:max_samples].sort().values.to(targets.device)
+            inputs, targets = inputs[index], targets[index]
+        self.inputs, self.targets = inputs, targets  # [N, D], [N]
         self.resolution = resolution
         self.margin = margin
         self.seed = seed
@@ -149,6 +160,7 @@ class Landscape:
             final_loss=float(losses_at(final[None])[0]),
             off_slice=off_slice,
             samples=len(self.targets),
+            total_samples=self.total_samples,
             loss_name=type(self.loss_fn).__name__,
             seconds=time.perf_counter() - start,
         )
@@ -198,7 +210,7 @@ def _loss_function(
 
     def many(points: torch.Tensor) -> torch.Tensor:
         points = points.to(device)
-        chunk = max(1, CHUNK_PREDICTIONS // max(1, len(y)))
+        chunk = max(1, CHUNK_ELEMENTS // max(1, x.numel()))
         with torch.no_grad():
             try:
                 out = [torch.vmap(one)(part) for part in points.split(chunk)]

@@ -37,7 +37,10 @@ def draw(data: LandscapeData) -> tuple[Figure, bytes]:
 
 
 def _loss_label(data: LandscapeData) -> str:
-    samples = "the 1 sample" if data.samples == 1 else f"all {data.samples} samples"
+    if data.samples < data.total_samples:
+        samples = f"{data.samples:,} random of {data.total_samples:,} samples"
+    else:
+        samples = "the 1 sample" if data.samples == 1 else f"all {data.samples:,} samples"
     return f"loss ({data.loss_name}, {samples})"
 
 
