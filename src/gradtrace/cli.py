@@ -24,6 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from gradtrace import checkpoint
 from gradtrace.errors import Interrupted, exit_code, output_error
 from gradtrace.experiment import describe, run_experiment
 
@@ -38,8 +39,14 @@ def main(cfg: DictConfig) -> float:
         sys.path.append(os.getcwd())
     hydra_config = HydraConfig.get()
     multirun = hydra_config.mode == RunMode.MULTIRUN
+    run_dir = hydra_config.runtime.output_dir
+    if multirun and checkpoint.checkpoints(run_dir) and not cfg.trainer.resume:
+        # A sweep job that finds its own checkpoint was stopped and requeued (submitit, on a
+        # preemption or time limit): it goes on from there.
+        log.info("this job has a checkpoint in %s: resuming it", run_dir)
+        cfg.trainer.resume = True
     try:
-        outcome = run_experiment(cfg, hydra_config.runtime.output_dir, hydra_config.runtime.choices)
+        outcome = run_experiment(cfg, run_dir, hydra_config.runtime.choices)
     except Exception as error:
         return give_up(error, multirun=multirun)
     return outcome.objective

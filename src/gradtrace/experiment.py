@@ -93,6 +93,7 @@ def run_experiment(
     if result.interrupted:
         assert stop.signum is not None
         name = signal.Signals(stop.signum).name
+        stop.pass_on()  # under submitit, preemption: it requeues the job (and exits) here
         raise Interrupted(
             f"{name}: stopped after step {result.steps - 1} of {plan.trainer.steps}, every logged "
             f"step and a checkpoint written; resume with: python scripts/resume.py {run_dir}",

@@ -1,6 +1,12 @@
 """Stop signals: SIGTERM (kill, docker stop, a SLURM time limit) and SIGINT (Ctrl-C) ask the run
 to stop at the end of its current step instead of killing it, so that it can write every logged
-step, a checkpoint and result.json first. A second Ctrl-C stops at once (KeyboardInterrupt)."""
+step, a checkpoint and result.json first. A second Ctrl-C stops at once (KeyboardInterrupt).
+
+Under submitit (hydra/launcher=slurm, slurm_local), the signal it uses to say a job is about to be
+preempted or to time out (SIGUSR2) is caught the same way; once the run has stopped and saved,
+`pass_on` hands it to submitit, which requeues the job: the requeued job finds its checkpoint and
+goes on from there (gradtrace.cli).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+REQUEUE_HANDLER = "checkpoint_and_try_requeue"  # submitit's handler of its preemption signal
 
 
 class StopRequest:
@@ -17,6 +24,7 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
+        self.requeue_signals: list[int] = []
 
     def __call__(self) -> bool:
         return self.signum is not None
@@ -32,9 +40,19 @@ class StopRequest:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        self.requeue_signals = [
+            s for s in (signal.SIGUSR1, signal.SIGUSR2)
+            if getattr(signal.getsignal(s), "__name__", "") == REQUEUE_HANDLER
+        ]
+        previous = {s: signal.signal(s, self._handle) for s in (*SIGNALS, *self.requeue_signals)}
         try:
             yield self
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def pass_on(self) -> None:
+        """After the run has stopped and saved, and outside `installed`: give a preemption signal
+        to the job scheduler's own handler, which requeues the job (and exits)."""
+        if self.signum is not None and self.signum in self.requeue_signals:
+            signal.raise_signal(self.signum)
