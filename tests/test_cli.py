@@ -160,3 +160,19 @@ def test_two_runs_started_together_get_two_folders(tmp_path: Path):
     assert len(runs) == 2
     for run in runs:
         assert len(list(run.glob("events.out.tfevents.*"))) == 1
+
+
+def test_an_override_of_300_characters_runs_in_one_short_folder(cli, tmp_path: Path):
+    folder = tmp_path / ("d" * 120) / ("e" * 120)
+    folder.mkdir(parents=True)
+    data = folder / "points.csv"
+    data.write_text("x,y\n1,2\n2,4\n")
+    override = f"data.path={data}"
+    assert len(override) > 300
+    result = cli("model=linear", "data=file", override, "data.target=y", "trainer.steps=3")
+    assert result.returncode == 0, result.stderr
+    run = only_run(tmp_path)
+    assert run.parent == tmp_path / "outputs" / "runs"  # one folder: no path from the value
+    assert len(run.name) < 130
+    assert override in (run / ".hydra" / "overrides.yaml").read_text()  # the whole of it
+    assert [s for s, _ in scalars(run)["loss/train"]] == [0, 1, 2]
