@@ -18,6 +18,8 @@ def main() -> int:
     parser.add_argument("sweep_dir", help="a sweep folder, e.g. outputs/multirun/<date>_<time>_p<pid>")
     parser.add_argument("--no-plot", action="store_true", help="skip summary.png")
     args = parser.parse_args()
+    print(f"summarising {args.sweep_dir}: each job's result.json and loss curve", file=sys.stderr,
+          flush=True)
     try:
         summary = summarize(args.sweep_dir, plot=not args.no_plot)
     except FileNotFoundError as error:

@@ -67,3 +67,19 @@ def test_event_file_reads_back_with_event_accumulator(tmp_path: Path):
         np.testing.assert_array_equal(
             [e.value for e in read], values[:, column].astype(np.float32)
         )
+
+
+def test_one_tag_read_fast_is_what_tensorboard_reads(tmp_path: Path):
+    from gradtrace.loggers.events import read_scalar
+
+    from conftest import run_cli
+
+    done = run_cli(tmp_path, "model=regressor", "trainer.steps=300", "data.val_fraction=0.1",
+                   "trainer.val_every_steps=50", "hydra.run.dir=run")
+    assert done.returncode == 0, done.stderr
+    accumulator = event_accumulator(tmp_path / "run")
+    for tag in ("loss/train", "param/params[3]", "loss/val", "loss/final"):
+        expected = [(e.step, e.value) for e in accumulator.Scalars(tag)]
+        series = read_scalar(tmp_path / "run", tag)
+        assert list(zip(series.steps.tolist(), series.values.tolist())) == expected, tag
+    assert len(read_scalar(tmp_path / "run", "no/such/tag").steps) == 0

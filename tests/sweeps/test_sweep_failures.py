@@ -171,3 +171,20 @@ def test_reruns_use_this_checkouts_train_script(failed_sweep, tmp_path: Path):
     train = REPO / "scripts" / "train.py"
     assert commands and all(Path(argv[1]).resolve() == train for argv in commands)
     assert not any("/elsewhere" in arg for argv in commands for arg in argv)
+
+
+def test_a_diverging_job_does_not_flatten_the_good_curves(failed_sweep):
+    from matplotlib.figure import Figure
+
+    from gradtrace.sweeps.jobs import ranked
+    from gradtrace.sweeps.plots import _plot_curves, loss_curve
+
+    _, _, sweep_dir = failed_sweep
+    jobs = ranked(find_jobs(sweep_dir))
+    diverged = next(job for job in jobs if job.override_values()["optim.lr"] == "2")
+    assert loss_curve(diverged.folder)[1].max() > 1e30  # lr=2 blows up before its NaN stop
+    axes = Figure().add_subplot()
+    _plot_curves(axes, jobs, ["optim.lr"])
+    good = [loss_curve(job.folder)[1] for job in jobs if job.completed]
+    low, high = axes.get_ylim()
+    assert high < 10 * max(v.max() for v in good) and low <= min(v.min() for v in good)

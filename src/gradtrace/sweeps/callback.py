@@ -53,6 +53,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        log.info("writing the sweep summary: reading each job's result and loss curve")
         try:
             summary = summarize(sweep_dir, plot=self.plot)
         except Exception as error:  # the jobs' results stay; say so and fail the sweep

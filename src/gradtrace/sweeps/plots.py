@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gradtrace.atomic import write_atomically
-from gradtrace.loggers.events import read_scalars
+from gradtrace.loggers.events import read_scalar
 from gradtrace.sweeps.jobs import Job, numeric, swept_keys
 
 LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up to this many
@@ -22,9 +22,7 @@ LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up 
 
 def loss_curve(run_dir: Path, tag: str = "loss/train") -> tuple[np.ndarray, np.ndarray]:
     """Steps [N] and values [N] of `tag` in the run's event files; empty when it has none."""
-    series = read_scalars(run_dir).get(tag)
-    if series is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    series = read_scalar(run_dir, tag)
     return series.steps, series.values
 
 
@@ -74,13 +72,15 @@ def _plot_curves(ax, jobs: list[Job], keys: list[str]) -> None:
     from matplotlib import colormaps
 
     colors = colormaps["viridis"](np.linspace(0, 0.9, max(1, len(jobs))))
-    all_values = []
+    all_values, completed_values = [], []
     labelled = 0
     for rank, job in enumerate(jobs):
         steps, values = loss_curve(job.folder)
         if len(steps) == 0:
             continue
         all_values.append(values)
+        if job.completed:
+            completed_values.append(values)
         # Many jobs: name the best few and the failed ones, up to LEGEND_MAX lines.
         notable = len(jobs) <= LEGEND_MAX or rank < LEGEND_MAX // 2 or not job.completed
         show = notable and labelled < LEGEND_MAX
@@ -96,8 +96,20 @@ def _plot_curves(ax, jobs: list[Job], keys: list[str]) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss/train")
     ax.set_title("loss curves (best first; dashed red: failed)")
-    if all_values:
-        _set_scale(ax, "y", np.concatenate(all_values))
+    # The range of the completed jobs' curves: a diverging job (say up to 1e38) would otherwise
+    # flatten every good curve into the bottom of the plot; its dashed line leaves the top.
+    shown = completed_values or all_values
+    if shown:
+        values = np.concatenate(shown)
+        log_scale = _set_scale(ax, "y", values)
+        finite = values[np.isfinite(values)]
+        if len(finite) and len(completed_values) < len(all_values):
+            low, high = float(finite.min()), float(finite.max())
+            if log_scale and low > 0:
+                ax.set_ylim(low / 1.5, high * 1.5)
+            else:
+                pad = 0.05 * (high - low) or abs(high) * 0.05 or 1.0
+                ax.set_ylim(low - pad, high + pad)
     if labelled:
         ax.legend(fontsize="small", loc="best")
     ax.grid(True, alpha=0.3)
