@@ -12,6 +12,7 @@ the run folder should be, no permission): one line, exit 5.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -45,6 +46,11 @@ def main(cfg: DictConfig) -> float:
         # preemption or time limit): it goes on from there.
         log.info("this job has a checkpoint in %s: resuming it", run_dir)
         cfg.trainer.resume = True
+    if not multirun:
+        # The process ends with this run: what exists now (torch, Hydra, ...) lives until then,
+        # so the garbage collector need not walk it again at each collection and at exit (0.8 s
+        # of a 20,000-step regressor run's 8.6). Not in a sweep, whose process runs many jobs.
+        gc.freeze()
     try:
         outcome = run_experiment(cfg, run_dir, hydra_config.runtime.choices)
     except Exception as error:
