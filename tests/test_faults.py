@@ -26,12 +26,12 @@ def one_error_line(output: str) -> str:
     return line
 
 
-def test_a_run_folder_that_is_a_file_is_one_line_exit_5(cli, tmp_path: Path):
+def test_a_run_folder_that_is_a_file_is_one_line_exit_2(cli, tmp_path: Path):
     (tmp_path / "taken").write_text("a file, not a folder")
     for folder, args in [("taken/run", ["hydra.run.dir=taken/run"]),
                          ("taken/sweep", ["-m", "hydra.sweep.dir=taken/sweep", "optim.lr=1,2"])]:
         result = cli(*args)
-        assert result.returncode == 5, result.stdout + result.stderr
+        assert result.returncode == 2, result.stdout + result.stderr
         line = one_error_line(result.stdout + result.stderr)
         assert line.endswith(f"cannot write {folder}: Not a directory")
     assert (tmp_path / "taken").read_text() == "a file, not a folder"
@@ -51,7 +51,7 @@ def test_a_disk_that_fills_up_stops_the_run_with_one_line_and_keeps_what_was_wri
          f"hydra.run.dir={run_dir}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size,
     )
-    assert done.returncode == 5, done.stdout + done.stderr
+    assert done.returncode == 2, done.stdout + done.stderr
     (event_file,) = run_dir.glob("events.out.tfevents.*")
     line = one_error_line(done.stdout + done.stderr)
     assert line.endswith(f"cannot write {event_file}: File too large")

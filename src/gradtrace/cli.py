@@ -7,7 +7,7 @@ its check). A failed job of a sweep (-m) returns +inf instead, so that the other
 minimising sweeper ranks it last; the sweep's summary lists it, and the sweep exits with 1.
 SIGTERM and SIGINT stop a run after its current step, with a checkpoint: one line, exit 143 or 130
 (a sweep stops there too). An output location that cannot be written (a full disk, a file where
-the run folder should be, no permission): one line, exit 5.
+the run folder should be, no permission): one line, exit 2, as for any environment problem.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main(cfg: DictConfig) -> float:
 
 class CheckOutputFolder(Callback):
     """Hydra creates the run (or sweep) folder before any of our code runs, and reports a failure
-    with a traceback; this callback tries first, and stops with one line and exit 5."""
+    with a traceback; this callback tries first, and stops with one line and exit 2."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check_writable(config.hydra.run.dir)

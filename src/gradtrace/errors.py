@@ -26,7 +26,8 @@ class GradCheckError(RuntimeError):
 
 class OutputError(RuntimeError):
     """An output location could not be written: a full disk, a folder without permission, a
-    file where a folder should be (exit 5). What was written before stays readable."""
+    file where a folder should be (exit 2, like every problem of the environment a run is given).
+    What was written before stays readable."""
 
 
 class Interrupted(Exception):
@@ -39,7 +40,7 @@ class Interrupted(Exception):
 
 
 EXIT_CODES: dict[type[Exception], int] = {
-    ConfigError: 2, NonFiniteError: 3, GradCheckError: 4, OutputError: 5,
+    ConfigError: 2, NonFiniteError: 3, GradCheckError: 4, OutputError: 2,
 }
 
 
