@@ -14,6 +14,10 @@ so that machine noise hits all three alike:
 one gradient check (trainer.grad_check), one explained step (trainer.explain_steps), and the
 landscape picture's losses and drawing, in milliseconds next to the trainer's step.
 
+--big adds the same three for a 1,000,000-parameter MLP on mini-batches of 256 from 1,000,000 x
+100 samples, and a linear model on all of them (full batch): tensors above log_elements_max are
+logged as norms and histograms.
+
 --checkpoints times saving a checkpoint (gradtrace.checkpoint: the whole run state, torch.save,
 SHA-256, fsync, rename) for the worked examples and an MLP of about 1,000,000 parameters with
 Adam, and what that costs per step at the default interval, trainer.checkpoint.every_steps=1000.
@@ -40,6 +44,7 @@ from hydra import compose, initialize_config_dir
 from gradtrace import checkpoint
 from gradtrace.build import build_logger, build_run, make_plan
 from gradtrace.config import register
+from gradtrace.data import batches
 from gradtrace.experiment import capture
 from gradtrace.files import load_file
 from gradtrace.insight.picture import draw
@@ -50,20 +55,28 @@ from gradtrace.trainer import train
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def bare_loop(model, loss_fn, optimizer, inputs, targets, steps: int) -> None:
+def bare_loop(model, loss_fn, optimizer, inputs, targets, steps: int, stream=None) -> None:
+    """The loop a user would write; `stream` gives a batch each step, else the one batch."""
     for _ in range(steps):
+        if stream is not None:
+            inputs, targets = next(stream)
         optimizer.zero_grad()
         loss = loss_fn(model(inputs), targets)
         loss.backward()
         optimizer.step()
 
 
-def bench_example(example: str, steps: int, repeats: int, out_dir: Path) -> dict[str, float]:
+def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
+                  overrides: tuple[str, ...] = ()) -> dict[str, float]:
+    """Medians of bare, trainer and logged, in microseconds per step. `overrides` replace
+    model=<example> (the larger cases); mini-batches come to the bare loop the same way."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={example}", f"trainer.steps={steps}"])
+        chosen = list(overrides) or [f"model={example}"]
+        cfg = compose("train", overrides=[*chosen, f"trainer.steps={steps}"])
     run = build_run(make_plan(cfg))
     initial = copy.deepcopy(run.model.state_dict())
     inputs, targets = next(run.batches)
+    plan = run.plan
     lr = run.optimizer.param_groups[0]["lr"]
     times: dict[str, list[float]] = {"bare": [], "trainer": [], "logged": []}
 
@@ -80,8 +93,10 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path) -> dict
     for repeat in range(repeats):
         run.model.load_state_dict(initial)
         optimizer = torch.optim.SGD(run.model.parameters(), lr=lr)
+        stream = (batches(run.train_data, plan.batch_size, plan.seed, run.device)
+                  if plan.batch_size else None)
         start = time.perf_counter()
-        bare_loop(run.model, run.loss_fn, optimizer, inputs, targets, steps)
+        bare_loop(run.model, run.loss_fn, optimizer, inputs, targets, steps, stream)
         times["bare"].append(time.perf_counter() - start)
         times["trainer"].append(timed_train(NullLogger("", [])))
         logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}"), run.probe)
@@ -213,6 +228,15 @@ def bench_checkpoints(repeats: int) -> None:
                   f"{step_us:8.1f} {per_step_us:12.2f} {per_step_us / step_us:9.1%}")
 
 
+BIG = {  # name: (overrides, steps)
+    "mlp 1M, batch 256": (("model=regressor", "model._target_=__main__.MillionMLP",
+                           "data.samples=1000000", "data.features=100", "data.batch_size=256",
+                           "landscape.enabled=false"), 100),
+    "linear, 1M x 100 full": (("model=regressor", "loss=mse", "data.samples=1000000",
+                               "data.features=100", "landscape.enabled=false"), 20),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
@@ -220,6 +244,8 @@ def main() -> None:
     parser.add_argument("--examples", nargs="+", default=["scalar", "linear", "regressor"])
     parser.add_argument("--insight", action="store_true", help="also time gradient insight")
     parser.add_argument("--checkpoints", action="store_true", help="also time checkpoints")
+    parser.add_argument("--big", action="store_true",
+                        help="also a 1M-parameter MLP and 1,000,000 x 100 data (a few minutes)")
     parser.add_argument("--loaders", action="store_true", help="also time the file loaders")
     parser.add_argument("--loaders-only", action="store_true", help="time the file loaders only")
     parser.add_argument("--loader-rows", type=int, default=1_000_000)
@@ -241,6 +267,12 @@ def main() -> None:
             print(f"{example:<10} {t['bare']:8.1f} {t['trainer']:8.1f} {t['logged']:8.1f} "
                   f"{t['trainer'] / t['bare']:12.3f}x {t['logged'] / t['bare']:11.3f}x")
             step_ms[example] = t["trainer"] / 1e3
+    if args.big:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, (overrides, steps) in BIG.items():
+                t = bench_example(name, steps, min(args.repeats, 3), Path(tmp), overrides)
+                print(f"{name:<22} {t['bare']:9.0f} {t['trainer']:9.0f} {t['logged']:9.0f} "
+                      f"{t['trainer'] / t['bare']:8.3f}x {t['logged'] / t['bare']:8.3f}x")
     if args.insight:
         print("\ngradient insight, medians in milliseconds (x: in trainer steps)")
         print(f"{'example':<10} {'grad check':>16} {'explained step':>16} {'landscape':>10} "

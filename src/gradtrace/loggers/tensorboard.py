@@ -35,6 +35,9 @@ from gradtrace.loggers.events import EventFileWriter, ScalarBlockEncoder
 
 FIXED_TAGS = ["loss/train", "optim/lr", "grad_norm/total"]
 FLUSH_EVERY_STEPS = 4096  # buffer at most this many steps (also flushed by time)
+# Buckets per histogram. TensorBoard re-bins what it shows into 30; numpy's "auto" estimate of a
+# bin width sorts the tensor first and cost 3.4x as much (22 against 6.5 ms for 900,000 values).
+HISTOGRAM_BINS = 64
 
 
 class TensorBoardLogger:
@@ -84,7 +87,7 @@ class TensorBoardLogger:
     def log_histograms(self, step: int, tensors: Mapping[str, torch.Tensor]) -> None:
         for tag, tensor in tensors.items():
             data = tensor.detach().float().cpu().numpy()
-            self.writer.write_summary(histogram(tag, data, bins="auto"), step=step)
+            self.writer.write_summary(histogram(tag, data, bins=HISTOGRAM_BINS), step=step)
 
     def log_summary(self, step: int, metrics: Mapping[str, float]) -> None:
         self.flush()
