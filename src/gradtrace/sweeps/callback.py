@@ -10,6 +10,7 @@ the other jobs and call this at the end; the failure itself is in each job's res
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -34,6 +35,9 @@ class SweepSummary(Callback):
         self.plot = plot  # summary.png too (needs matplotlib)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # What exists now (torch, Hydra, ...) lives as long as the sweep: out of the garbage
+        # collector's sight, so that its collections and the one at exit do not walk it again.
+        gc.freeze()
         sweep_dir = Path(config.hydra.sweep.dir)
         sweeper = str(config.hydra.sweeper.get("_target_", ""))
         if sweeper.endswith("GradtraceOptunaSweeper") and (sweep_dir / "optuna.db").exists():
