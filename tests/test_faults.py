@@ -4,17 +4,20 @@ already written."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import resource
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from gradtrace.atomic import write_atomically
+import pytest
+
 from gradtrace.loggers.events import read_scalars
 from gradtrace.sweeps.jobs import find_jobs
-from gradtrace.sweeps.result import FAILED, JobResult, read_result, write_result
+from gradtrace.sweeps.result import COMPLETED, FAILED, JobResult, read_result, write_result
 from gradtrace.sweeps.summary import summarize
 
 from conftest import TRAIN_SCRIPT, event_accumulator
@@ -63,15 +66,19 @@ def test_a_disk_that_fills_up_stops_the_run_with_one_line_and_keeps_what_was_wri
     assert result["status"] == "failed" and result["error"].endswith("File too large")
 
 
-def test_result_json_is_written_whole_or_not_at_all(tmp_path: Path):
-    write_result(tmp_path, JobResult(FAILED, error="x"))
+def test_result_json_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatch):
+    write_result(tmp_path, JobResult(FAILED, error="the first"))
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]  # no temporary file left
-    target = tmp_path / "sub" / "summary.md"
-    try:
-        write_atomically(target, "never written")  # the folder does not exist
-    except FileNotFoundError:
-        pass
-    assert not (tmp_path / "sub").exists()
+
+    def disk_full(fd: int) -> None:  # where a full disk shows up: writing the data out
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_result(tmp_path, JobResult(COMPLETED, final_loss=1.0))
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+    assert read_result(tmp_path) == JobResult(FAILED, error="the first")  # the old one, whole
 
 
 def test_a_damaged_result_is_a_failed_job_with_its_reason(tmp_path: Path):

@@ -72,6 +72,14 @@ def resume(run_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
     return done
 
 
+def train_and_stop(tmp_path: Path, case: str, signum: int, seed: object) -> tuple[Path, int, str]:
+    """Start the `case` run in tmp_path/run, send `signum` at a random moment after its first
+    checkpoint; the run folder, the exit code and the output."""
+    run_dir = tmp_path / "run"
+    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
+    return (run_dir, *stop_mid_run(process, run_dir, signum, random.Random(seed)))
+
+
 def newest_step(run_dir: Path) -> int:
     return int(checkpoint.checkpoints(run_dir)[0].name[5:14])
 
@@ -118,7 +126,7 @@ def test_kill_9_twice_then_resume_is_bitwise_the_uninterrupted_run(
     rng = random.Random(case)
     run_dir = tmp_path / "run"
     process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
-    code, _ = stop_mid_run(process, run_dir, signal.SIGKILL, rng)
+    code, _ = stop_mid_run(process, run_dir, signal.SIGKILL, rng)  # the same rng kills twice
     assert code == -signal.SIGKILL
     first_kill = newest_step(run_dir)
     assert not (run_dir / "result.json").exists()
@@ -138,9 +146,8 @@ def test_kill_9_twice_then_resume_is_bitwise_the_uninterrupted_run(
 def test_tensorboard_shows_one_value_per_step_after_a_kill(references: dict[str, Path],
                                                            tmp_path: Path):
     case = "adam-minibatches"
-    run_dir = tmp_path / "run"
-    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
-    assert stop_mid_run(process, run_dir, signal.SIGKILL, random.Random(7))[0] == -signal.SIGKILL
+    run_dir, code, _ = train_and_stop(tmp_path, case, signal.SIGKILL, 7)
+    assert code == -signal.SIGKILL
     resume(run_dir, tmp_path)
     expected = read_scalars(references[case])["loss/train"]
     # README ("Inspect runs"): TensorBoard keeps 1,000 points per tag unless told otherwise.
@@ -157,9 +164,7 @@ def test_a_stop_signal_ends_the_step_checkpoints_and_resumes(
     signum: int, code: int, references: dict[str, Path], tmp_path: Path
 ):
     case = "sgd-momentum-minibatches"
-    run_dir = tmp_path / "run"
-    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
-    returncode, output = stop_mid_run(process, run_dir, signum, random.Random(signum))
+    run_dir, returncode, output = train_and_stop(tmp_path, case, signum, signum)
     assert returncode == code, output
     assert "Traceback" not in output
     (line,) = [line for line in output.splitlines() if "[WARNING]" in line or "[ERROR]" in line]
@@ -178,9 +183,8 @@ def test_a_stop_signal_ends_the_step_checkpoints_and_resumes(
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(references: dict[str, Path],
                                                                  tmp_path: Path):
     case = "sgd-full-batch"
-    run_dir = tmp_path / "run"
-    process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
-    assert stop_mid_run(process, run_dir, signal.SIGKILL, random.Random(3))[0] == -9
+    run_dir, code, _ = train_and_stop(tmp_path, case, signal.SIGKILL, 3)
+    assert code == -signal.SIGKILL
     newest, before = checkpoint.checkpoints(run_dir)[:2]
     data = bytearray(newest.read_bytes())
     data[len(data) // 2] ^= 0x01  # one flipped bit in the middle of the state

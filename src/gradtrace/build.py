@@ -27,7 +27,7 @@ from gradtrace.insight.gradcheck import GradCheck
 from gradtrace.insight.landscape import Landscape
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import HParams, Logger
-from gradtrace.models import check_contract, check_loss
+from gradtrace.models import check_contract, check_loss, evaluating
 from gradtrace.optim import CHECKS as OPTIM_CHECKS
 from gradtrace.probe import Probe
 from gradtrace.targets import Target
@@ -175,17 +175,16 @@ def load_data(plan: Plan) -> tuple[Samples, Optional[Samples]]:
     """The training samples and the validation samples (None when there are none)."""
     source = f"data: {plan.data.path}"
     samples = data_module.as_samples(plan.data.build(seed=plan.seed), source)
-    if plan.val_data is not None:
-        val = data_module.as_samples(plan.val_data.build(seed=plan.seed), source)
-        if val.features != samples.features:
-            raise ConfigError(
-                f"data.val_path: the validation samples have {val.features} features, the "
-                f"training samples {samples.features}"
-            )
-        train: Samples = samples
-        held_out: Optional[Samples] = val
-    else:
+    if plan.val_data is None:
         train, held_out = data_module.split(samples, plan.val_fraction, plan.seed)
+    else:
+        train = samples
+        held_out = data_module.as_samples(plan.val_data.build(seed=plan.seed), source)
+        if held_out.features != train.features:
+            raise ConfigError(
+                f"data.val_path: the validation samples have {held_out.features} features, the "
+                f"training samples {train.features}"
+            )
     data_module.check_batch_size(plan.batch_size, len(train))
     return train, held_out
 
@@ -217,13 +216,8 @@ def _validation(
     inputs, targets = val.inputs.to(device), val.targets.to(device)
 
     def validation_loss() -> float:
-        training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return float(loss_fn(model(inputs), targets).item())
-        finally:
-            model.train(training)
+        with evaluating(model):
+            return float(loss_fn(model(inputs), targets).item())
 
     return validation_loss
 

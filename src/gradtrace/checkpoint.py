@@ -143,3 +143,9 @@ def batch_state(batches: Iterator[Any]) -> Optional[dict[str, Any]]:
     """The mini-batch stream's position (None for full batches, which have no state)."""
     state_dict = getattr(batches, "state_dict", None)
     return state_dict() if callable(state_dict) else None
+
+
+def set_batch_state(batches: Iterator[Any], state: Optional[dict[str, Any]]) -> None:
+    """Put the stream back where `batch_state` found it."""
+    if state is not None:
+        batches.load_state_dict(state)  # type: ignore[attr-defined]

@@ -52,6 +52,16 @@ def exit_code(error: BaseException) -> int | None:
     return next((code for kind, code in EXIT_CODES.items() if isinstance(error, kind)), None)
 
 
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (its type when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def failure(group: str, target: str, error: BaseException) -> ConfigError:
+    """The one line for an error a config group's object raised: group, target, type, message."""
+    return ConfigError(f"{group}: {target} failed: {type(error).__name__}: {one_line(error)}")
+
+
 def require(ok: bool, key: str, value: Any, allowed: str) -> None:
     """Raise `ConfigError("<key> must be <allowed>, got <value>")` unless `ok`."""
     if not ok:

@@ -196,8 +196,7 @@ def resume(run: Run, run_dir: str) -> dict[str, Any]:
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     checkpoint.set_rng_state(state["rng"])
-    if state["batches"] is not None:
-        run.batches.load_state_dict(state["batches"])  # type: ignore[attr-defined]
+    checkpoint.set_batch_state(run.batches, state["batches"])
     if run.trajectory is not None and state["trajectory"] is not None:
         run.trajectory.load_state_dict(state["trajectory"])
     log.info("resuming from %s: %d of %d steps done", path, state["step"], run.plan.trainer.steps)

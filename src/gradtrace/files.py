@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from gradtrace.data import Samples, as_samples
-from gradtrace.errors import ConfigError
+from gradtrace.errors import ConfigError, one_line
 
 SUFFIXES = (".csv", ".parquet", ".npz")
 
@@ -98,8 +98,7 @@ def _read_table(file: Path) -> Any:
 
         return parquet.read_table(file)
     except (pa.ArrowException, OSError) as error:
-        message = " ".join(str(error).split())
-        raise ConfigError(f"data.path={file} cannot be read: {message}") from None
+        raise ConfigError(f"data.path={file} cannot be read: {one_line(error)}") from None
 
 
 def _numbers(table: Any, name: str, file: Path) -> np.ndarray:

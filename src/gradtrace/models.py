@@ -4,12 +4,13 @@ parameter. `check_contract` tests it on real data before step 0."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import contextlib
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
 
-from gradtrace.errors import ConfigError, is_float32, require
+from gradtrace.errors import ConfigError, failure, is_float32, require
 
 
 class Scalar(nn.Module):
@@ -81,6 +82,19 @@ def _tensor(key: str, values: list, shape: tuple[int, ...]) -> torch.Tensor:
     return tensor
 
 
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Inside: eval mode and no gradients (no dropout draws, no batch-norm statistics updated);
+    after: the model's mode as it was. What the contract check and validation run in."""
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(training)
+
+
 def check_contract(
     model: nn.Module, target: str, inputs: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
@@ -90,13 +104,8 @@ def check_contract(
     train silently on the wrong thing."""
     if not any(p.requires_grad for p in model.parameters()):
         raise ConfigError(f"model._target_={target} has no trainable parameter")
-    training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            preds = model(inputs)
-    finally:
-        model.train(training)
+    with evaluating(model):
+        preds = model(inputs)
     if not isinstance(preds, torch.Tensor):
         raise ConfigError(
             f"model._target_={target} returned {type(preds).__name__} for inputs of shape "
@@ -126,8 +135,7 @@ def check_loss(loss_fn: Callable[..., Any], target: str, preds: torch.Tensor,
         try:
             loss = loss_fn(preds, targets)
         except Exception as error:
-            message = " ".join(str(error).split())
-            raise ConfigError(f"loss: {target} failed: {type(error).__name__}: {message}") from None
+            raise failure("loss", target, error) from None
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.is_floating_point():
         shape = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise ConfigError(

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from hydra.utils import instantiate
 
-from gradtrace.errors import ConfigError
+from gradtrace.errors import ConfigError, failure, one_line
 
 # Hydra's instantiate keys. `_partial_: true` is usual in optimiser configs; gradtrace passes the
 # parameters itself, so it is accepted and has no effect.
@@ -102,10 +102,7 @@ class Target:
         except ConfigError:
             raise  # gradtrace's own classes name the key themselves
         except Exception as error:
-            raise ConfigError(self.describe_failure(error)) from error
-
-    def describe_failure(self, error: BaseException) -> str:
-        return f"{self.group}: {self.path} failed: {type(error).__name__}: {_one_line(error)}"
+            raise failure(self.group, self.path, error) from error
 
     def _check_keys(self, given: Sequence[str], optional: Sequence[str]) -> None:
         clash = [k for k in self.kwargs if k in given]
@@ -154,14 +151,12 @@ def locate(key: str, path: str) -> Any:
         module_name = ".".join(parts[:split])
         try:
             obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name is not None and module_name.startswith(error.name):
+        except Exception as error:  # no such module, or the user's module failed to import
+            missing = error.name if isinstance(error, ModuleNotFoundError) else None
+            if missing is not None and module_name.startswith(missing):
                 continue  # this prefix is no module: try a shorter one
             raise ConfigError(f"{key}={path} cannot be imported: importing {module_name} raised "
-                              f"{type(error).__name__}: {_one_line(error)}") from None
-        except Exception as error:  # the user's module failed while importing
-            raise ConfigError(f"{key}={path} cannot be imported: importing {module_name} raised "
-                              f"{type(error).__name__}: {_one_line(error)}") from None
+                              f"{type(error).__name__}: {one_line(error)}") from None
         for name in parts[split:]:
             if not hasattr(obj, name):
                 raise ConfigError(f"{key}={path} cannot be imported: {obj.__name__} has no "
@@ -190,6 +185,3 @@ def _has_target(value: Any) -> bool:
         return any(_has_target(v) for v in value)
     return False
 
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, Optional
+from typing import Any, BinaryIO, Iterator, NamedTuple, Optional
 
 import google_crc32c
 import numpy as np
@@ -215,29 +215,19 @@ def read_scalar(run_dir: str | os.PathLike, tag: str) -> Series:
     name = tag.encode()
     head = b"\x0a" + _varint(len(name)) + name + b"\x15"  # Value.tag, then simple_value's key
     points: list[tuple[int, float]] = []
-    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
-        buffer = path.read_bytes()
-        offset = 0
-        while offset + 12 <= len(buffer):
-            (length,) = struct.unpack_from("<Q", buffer, offset)
-            start, end = offset + 12, offset + 12 + length
-            if end + 4 > len(buffer):
-                break  # a record cut short: a run still writing, or killed
-            offset = end + 4
-            at = buffer.find(head, start, end)
-            if at < 0 or buffer[start] != 0x09:
-                continue
-            step, shift, i = 0, 0, start + 10  # the step's varint; absent when 0 (proto3)
-            while buffer[start + 9] == 0x10:
-                byte = buffer[i]
-                step |= (byte & 0x7F) << shift
-                shift, i = shift + 7, i + 1
-                if byte < 0x80:
-                    break
-            points.append((step, struct.unpack_from("<f", buffer, at + len(head))[0]))
-    points.sort(key=lambda point: point[0])
-    steps = np.array([p[0] for p in points], dtype=np.int64)
-    return Series(steps, np.array([p[1] for p in points], dtype=np.float64))
+    for buffer, start, end in _records(run_dir):
+        at = buffer.find(head, start, end)
+        if at < 0 or buffer[start] != 0x09:
+            continue
+        step, shift, i = 0, 0, start + 10  # the step's varint; absent when 0 (proto3)
+        while buffer[start + 9] == 0x10:
+            byte = buffer[i]
+            step |= (byte & 0x7F) << shift
+            shift, i = shift + 7, i + 1
+            if byte < 0x80:
+                break
+        points.append((step, struct.unpack_from("<f", buffer, at + len(head))[0]))
+    return _series(points)
 
 
 def read_scalars(run_dir: str | os.PathLike) -> dict[str, Series]:
@@ -246,22 +236,30 @@ def read_scalars(run_dir: str | os.PathLike) -> dict[str, Series]:
     convert every value into a tensor. A record cut short at the end (a run still writing, or
     killed) ends the file."""
     points: dict[str, list[tuple[int, float]]] = {}
+    for buffer, start, end in _records(run_dir):
+        event = Event.FromString(buffer[start:end])
+        for value in event.summary.value:
+            if value.WhichOneof("value") == "simple_value":
+                points.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return {tag: _series(pairs) for tag, pairs in points.items()}
+
+
+def _records(run_dir: str | os.PathLike) -> Iterator[tuple[bytes, int, int]]:
+    """(file contents, start, end) of each record's data in the run's event files, in order; a
+    record cut short at the end (a run still writing, or killed) ends its file. No CRC check."""
     for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
         buffer = path.read_bytes()
         offset = 0
         while offset + 12 <= len(buffer):
             (length,) = struct.unpack_from("<Q", buffer, offset)
-            end = offset + 12 + length
+            start, end = offset + 12, offset + 12 + length
             if end + 4 > len(buffer):
                 break
-            event = Event.FromString(buffer[offset + 12 : end])
+            yield buffer, start, end
             offset = end + 4
-            for value in event.summary.value:
-                if value.WhichOneof("value") == "simple_value":
-                    points.setdefault(value.tag, []).append((event.step, value.simple_value))
-    out = {}
-    for tag, pairs in points.items():
-        pairs.sort(key=lambda pair: pair[0])
-        steps, values = zip(*pairs)
-        out[tag] = Series(np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64))
-    return out
+
+
+def _series(points: list[tuple[int, float]]) -> Series:
+    points.sort(key=lambda point: point[0])  # stable: a step logged twice keeps its order
+    return Series(np.array([p[0] for p in points], dtype=np.int64),
+                  np.array([p[1] for p in points], dtype=np.float64))
