@@ -3,7 +3,8 @@
 Runs this checkout's scripts/train.py again with the run's own overrides and config folders (from
 its .hydra/), into the same folder, with trainer.resume=true. More overrides after the folder are
 added, e.g. trainer.steps=5000 to train on. The run's values come out bitwise as if it had never
-stopped. Exit status: train.py's.
+stopped. A run of several processes (torchrun) resumes with as many, through torchrun. Exit
+status: train.py's (torchrun's: 1 when a process failed).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Hydra composes the config from configs/ (and your own config folder: --config-di
 does the rest (gradtrace.cli, then gradtrace.experiment): check and build, train, always close the
 logger, report, write result.json. Exit codes: 0 done, 2 a bad value, 3 NaN/Inf, 4 a strict
 gradient check failed; a sweep (-m) exits 1 when a job failed.
+
+`torchrun --standalone --nproc_per_node=N scripts/train.py ...` trains one run on N processes
+(gradtrace.distributed).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from gradtrace import cli
+from gradtrace import cli, distributed
 from gradtrace.config import register
 
 
@@ -22,4 +25,5 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     register()
-    main()
+    with distributed.joined():  # under torchrun: join the other processes (alone: nothing)
+        main()

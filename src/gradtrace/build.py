@@ -16,17 +16,19 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from gradtrace import data as data_module
 from gradtrace.config import LandscapeConfig, TrainerConfig, validate
 from gradtrace.data import Batch, Samples
 from gradtrace.devices import resolve_device, resolve_threads
+from gradtrace.distributed import ALONE, World, check_shards
 from gradtrace.errors import ConfigError
 from gradtrace.insight.explain import StepExplainer
 from gradtrace.insight.gradcheck import GradCheck
 from gradtrace.insight.landscape import Landscape
 from gradtrace.insight.trajectory import Trajectory
-from gradtrace.loggers import HParams, Logger
+from gradtrace.loggers import HParams, Logger, NullLogger
 from gradtrace.models import check_contract, check_loss, evaluating
 from gradtrace.optim import CHECKS as OPTIM_CHECKS
 from gradtrace.probe import Probe
@@ -68,10 +70,12 @@ class Plan:
 @dataclass
 class Run:
     plan: Plan
+    place: World  # this process among the run's processes (ALONE: the only one)
     device: torch.device
     train_data: Samples
     val_data: Optional[Samples]
     model: nn.Module
+    forward: nn.Module  # what the loop calls: the model, or its DistributedDataParallel wrapper
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
     batches: Iterator[Batch]
@@ -133,18 +137,25 @@ def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = Non
     return plan
 
 
-def build_run(plan: Plan) -> Run:
+def build_run(plan: Plan, place: World = ALONE) -> Run:
     """Build everything but the logger, in an order that keeps results reproducible: the seed,
-    then the data, then the model's initial values. Raises ConfigError."""
-    device = resolve_device(plan.trainer.device)
+    then the data, then the model's initial values. Raises ConfigError.
+
+    Across processes (`place`, gradtrace.distributed) every rank builds the same objects, trains
+    on its shard of each batch through DistributedDataParallel, and only rank 0 validates and
+    keeps the landscape's path."""
+    _check_distributed(plan, place)
+    device = resolve_device(plan.trainer.device, place.local_rank if place.distributed else None)
     threads = resolve_threads(plan.trainer.threads)
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(plan.seed)  # the model's initial values (linear, regressor, a user's)
     torch.use_deterministic_algorithms(True, warn_only=True)
     train_data, val_data = load_data(plan)
+    check_shards(place, len(train_data), plan.batch_size)
     model: nn.Module = plan.model.build(in_features=train_data.features).to(device)
-    batches = data_module.batches(train_data, plan.batch_size, plan.seed, device)
+    part = (place.rank, place.size)
+    batches = data_module.batches(train_data, plan.batch_size, plan.seed, device, part)
     size = plan.batch_size or len(train_data)  # the first batch's worth of samples
     inputs, targets = train_data.inputs[:size].to(device), train_data.targets[:size].to(device)
     preds = check_contract(model, plan.model.path, inputs, targets)
@@ -152,18 +163,20 @@ def build_run(plan: Plan) -> Run:
     check_loss(loss_fn, plan.loss.path, preds, targets)
     optimizer = plan.optim.build(model.parameters())
     probe = Probe(model.named_parameters(), plan.trainer.log_elements_max)
-    landscape = _landscape(plan, model, loss_fn, train_data, probe, device)
+    landscape = _landscape(plan, model, loss_fn, train_data, probe, device) if place.is_main else None
     return Run(
         plan=plan,
+        place=place,
         device=device,
         train_data=train_data,
         val_data=val_data,
         model=model,
+        forward=_parallel(model, device) if place.distributed else model,
         loss_fn=loss_fn,
         optimizer=optimizer,
         batches=batches,
         probe=probe,
-        validation=_validation(model, loss_fn, val_data, device),
+        validation=_validation(model, loss_fn, val_data, device) if place.is_main else None,
         grad_check=_grad_check(plan.trainer, model, loss_fn),
         explainer=_explainer(plan.trainer, model, loss_fn, optimizer),
         trajectory=Trajectory(probe.columns) if landscape is not None else None,
@@ -190,11 +203,38 @@ def load_data(plan: Plan) -> tuple[Samples, Optional[Samples]]:
 
 
 def build_logger(
-    plan: Plan, run_dir: str, probe: Probe, resume: Optional[dict[str, Any]] = None
+    plan: Plan,
+    run_dir: str,
+    probe: Probe,
+    resume: Optional[dict[str, Any]] = None,
+    place: World = ALONE,
 ) -> Logger:
-    """resume: where the logger's output stood at the checkpoint a run resumes from."""
+    """resume: where the logger's output stood at the checkpoint a run resumes from. Only rank 0
+    of a distributed run logs."""
+    if not place.is_main:
+        return NullLogger(run_dir, probe.columns)
     logger: Logger = plan.logger.build(run_dir=run_dir, columns=probe.columns, resume=resume)
     return logger
+
+
+def _check_distributed(plan: Plan, place: World) -> None:
+    if not place.distributed:
+        return
+    for key, value in (
+        ("trainer.grad_check.every_steps", plan.trainer.grad_check.every_steps),
+        ("trainer.explain_steps", plan.trainer.explain_steps),
+    ):
+        if value:
+            raise ConfigError(
+                f"{key}={value} needs a single process (it recomputes one process's gradients "
+                f"on its own data), got {place.size} processes: set {key}=0 or run without torchrun"
+            )
+
+
+def _parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model wrapped for DistributedDataParallel: backward() averages the ranks' gradients
+    (it also makes every rank start from rank 0's initial values)."""
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
 
 
 def _identity(cfg: DictConfig) -> str:

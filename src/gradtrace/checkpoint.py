@@ -119,12 +119,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class Checkpointer:
     """Saves the run's state every `every_steps` steps (0: never on the way), and on demand: after
     the last step and on a stop signal. `capture(steps_done, loss, best_loss)` gives the state
-    (loss: the last step's)."""
+    (loss: the last step's), or None where this process writes none (ranks other than 0)."""
 
     run_dir: str
     every_steps: int
     keep: int
-    capture: Callable[[int, float, float], dict[str, Any]]
+    capture: Callable[[int, float, float], Optional[dict[str, Any]]]
     last_saved: int = -1  # steps done at the last save
 
     def after_step(self, steps_done: int, loss: float, best_loss: float, *, last: bool) -> None:
@@ -134,9 +134,9 @@ class Checkpointer:
     def save(self, steps_done: int, loss: float, best_loss: float) -> Optional[Path]:
         if steps_done == self.last_saved:
             return None  # already saved at this step
-        path = save(self.run_dir, self.capture(steps_done, loss, best_loss), self.keep)
+        state = self.capture(steps_done, loss, best_loss)
         self.last_saved = steps_done
-        return path
+        return save(self.run_dir, state, self.keep) if state is not None else None
 
 
 def batch_state(batches: Iterator[Any]) -> Optional[dict[str, Any]]:

@@ -12,15 +12,16 @@ the built-in options and a user's own alike.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from gradtrace.distributed import launch
 from gradtrace.errors import ConfigError, require
 from gradtrace.errors import is_finite_number as _finite
 
@@ -217,10 +218,17 @@ def folder_suffix(overrides: str) -> str:
 def register_resolvers() -> None:
     """The resolvers that run and sweep folder names use (configs/train.yaml)."""
     if not OmegaConf.has_resolver("gradtrace.pid"):
-        # The process id keeps two runs started in the same second apart. Cached, like Hydra's
-        # `now`: a parallel launcher's worker processes resolve the sweep folder again, and must
-        # get the launching process's id from the cache Hydra copies into each job's config.
-        OmegaConf.register_new_resolver("gradtrace.pid", lambda: f"p{os.getpid()}", use_cache=True)
+        # When and by which process the run was started: the process id keeps two runs started
+        # in the same second apart, and in a distributed run both are rank 0's, so that every rank
+        # names the same folder. Cached, like Hydra's `now`: a parallel launcher's worker processes
+        # resolve the sweep folder again, and must get the launching process's values from the
+        # cache Hydra copies into each job's config.
+        OmegaConf.register_new_resolver(
+            "gradtrace.started",
+            lambda pattern: datetime.fromtimestamp(launch().time).strftime(pattern),
+            use_cache=True,
+        )
+        OmegaConf.register_new_resolver("gradtrace.pid", lambda: f"p{launch().pid}", use_cache=True)
         OmegaConf.register_new_resolver("gradtrace.suffix", folder_suffix)
 
 

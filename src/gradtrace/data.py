@@ -157,24 +157,42 @@ def check_batch_size(batch_size: Any, samples: int | None = None) -> None:
 
 
 def batches(
-    samples: Samples, batch_size: int | None, seed: int, device: torch.device
+    samples: Samples,
+    batch_size: int | None,
+    seed: int,
+    device: torch.device,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[Batch]:
     """Endless batches on `device`: the same full batch every step (batch_size None), or
-    shuffled mini-batches."""
+    shuffled mini-batches. part=(k, n): only the k-th of n equal, contiguous shards of each
+    batch (one process's share when n train together; each batch must divide by n)."""
+    if batch_size is None:  # slices: views, no copy
+        inputs, targets = _part(samples.inputs, part), _part(samples.targets, part)
+        return itertools.repeat((inputs.to(device), targets.to(device)))
     inputs, targets = samples.inputs.to(device), samples.targets.to(device)
-    if batch_size is None:
-        return itertools.repeat((inputs, targets))
-    return MiniBatches(inputs, targets, batch_size, seed)
+    return MiniBatches(inputs, targets, batch_size, seed, part)
+
+
+def _part(rows: torch.Tensor, part: tuple[int, int]) -> torch.Tensor:
+    k, n = part
+    size = len(rows) // n
+    return rows[k * size : (k + 1) * size]
 
 
 class MiniBatches:
     """Endless shuffled mini-batches: a fresh seeded permutation each epoch, whose last batch
-    may be short."""
+    may be short. Every process of a distributed run draws the same order and takes its `part`."""
 
     def __init__(
-        self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, seed: int
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        seed: int,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
         self.inputs, self.targets, self.batch_size = inputs, targets, batch_size
+        self.part = part
         self.generator = torch.Generator().manual_seed(seed)
         self.order = torch.empty(0, dtype=torch.long)
         self.position = 0  # next index into self.order
@@ -189,6 +207,8 @@ class MiniBatches:
             self.position = 0
         index = self.order[self.position : self.position + self.batch_size]
         self.position += self.batch_size
+        if self.part[1] > 1:
+            index = _part(index, self.part)
         return self.inputs[index], self.targets[index]
 
     def state_dict(self) -> dict[str, Any]:

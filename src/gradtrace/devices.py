@@ -10,7 +10,14 @@ from hydra.core.hydra_config import HydraConfig
 from gradtrace.errors import ConfigError
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int | None = None) -> torch.device:
+    """local_rank: this process's place on its machine in a distributed run, which picks its GPU
+    (CUDA_VISIBLE_DEVICES or LOCAL_RANK)."""
+    if local_rank is not None and name.startswith("cuda:"):
+        raise ConfigError(
+            f"trainer.device={name} names one GPU, but each process of a distributed run uses "
+            f"its own (the one its LOCAL_RANK says): use trainer.device=cuda or auto"
+        )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -26,6 +33,9 @@ def resolve_device(name: str) -> torch.device:
         )
     if name.startswith("cuda"):
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        if local_rank is not None:
+            torch.cuda.set_device(local_rank)
+            return torch.device("cuda", local_rank)
     return torch.device(name)
 
 

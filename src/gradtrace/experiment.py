@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from gradtrace import checkpoint
+from gradtrace import checkpoint, distributed
 from gradtrace.build import Plan, Run, build_logger, build_run, make_plan
 from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.loggers import Logger
@@ -59,17 +59,18 @@ def run_experiment(
 ) -> Outcome:
     """Run the experiment `cfg` describes into `run_dir`, and write its result.json whether it
     completes, fails (the error is raised again) or is stopped by SIGTERM or SIGINT (then
-    Interrupted is raised, after a checkpoint)."""
+    Interrupted is raised, after a checkpoint). In a distributed run, every rank runs this and
+    rank 0 alone writes."""
     start = time.perf_counter()
     stop = StopRequest()
+    place = distributed.world()
     try:
         with stop.installed():
             plan = make_plan(cfg, choices)  # the checks that need no object: before anything
-            outcome = train_plan(plan, run_dir, stop)
+            outcome = train_plan(plan, run_dir, stop, place)
         result = outcome.result
-        write_result(
-            run_dir,
-            JobResult(
+        if place.is_main:
+            write_result(run_dir, JobResult(
                 INTERRUPTED if result.interrupted else COMPLETED,
                 final_loss=result.final_loss,
                 best_loss=result.best_loss,
@@ -79,14 +80,16 @@ def run_experiment(
                 seconds=time.perf_counter() - start,
                 train_seconds=result.seconds,
                 threads=torch.get_num_threads(),
-            ),
-        )
+                world_size=place.size,
+            ))
     except Exception as error:
         if isinstance(error, OSError):  # writing the outputs failed: a world fault, one line
             error = output_error(error)
         seconds = time.perf_counter() - start
         try:
-            write_result(run_dir, JobResult(FAILED, error=describe(error), seconds=seconds))
+            if place.is_main:
+                write_result(run_dir, JobResult(FAILED, error=describe(error), seconds=seconds,
+                                                world_size=place.size))
         except OSError:
             pass  # the disk is full or gone: no result.json, rather than a partial one
         raise error from None
@@ -102,10 +105,17 @@ def run_experiment(
     return outcome
 
 
-def train_plan(plan: Plan, run_dir: str, stop: Optional[StopRequest] = None) -> Outcome:
-    run = build_run(plan)  # the remaining checks (data, model contract): before any event file
+def train_plan(
+    plan: Plan,
+    run_dir: str,
+    stop: Optional[StopRequest] = None,
+    place: distributed.World = distributed.ALONE,
+) -> Outcome:
+    run = build_run(plan, place)  # the remaining checks (data, model contract): before any file
     state = resume(run, run_dir) if plan.trainer.resume else None
-    logger = build_logger(plan, run_dir, run.probe, resume=state["events"] if state else None)
+    logger = build_logger(plan, run_dir, run.probe, state["events"] if state else None, place)
+    # Across processes, the ranks average their losses and agree on stopping, at every step.
+    agreement = distributed.StepAgreement(place, stop or (lambda: False)) if place.distributed else None
     saver = checkpoint.Checkpointer(
         run_dir,
         plan.trainer.checkpoint.every_steps,
@@ -117,7 +127,7 @@ def train_plan(plan: Plan, run_dir: str, stop: Optional[StopRequest] = None) -> 
         if state is None:  # a resumed run's event file has them already
             logger.log_config(plan.config_yaml, plan.hparams, metrics)
         result = train(
-            model=run.model,
+            model=run.forward,
             loss_fn=run.loss_fn,
             optimizer=run.optimizer,
             batches=run.batches,
@@ -132,7 +142,8 @@ def train_plan(plan: Plan, run_dir: str, stop: Optional[StopRequest] = None) -> 
             explainer=run.explainer,
             trajectory=run.trajectory,
             checkpoint=saver,
-            stop=stop,
+            stop=agreement.stop if agreement else stop,
+            read_loss=agreement.loss if agreement else torch.Tensor.item,
             start_step=state["step"] if state else 0,
             last_loss=state["loss"] if state else math.nan,
             best_loss=state["best_loss"] if state else math.inf,
@@ -152,13 +163,20 @@ def train_plan(plan: Plan, run_dir: str, stop: Optional[StopRequest] = None) -> 
             logger.log_image(result.steps - 1, "landscape", png)
     finally:
         logger.close()  # flushes every buffered step, also when training failed
-    for line in summary_lines(result, run.model, run_dir):
-        log.info("%s", line)
+    if place.is_main:
+        for line in summary_lines(result, run.model, run_dir):
+            log.info("%s", line)
     return Outcome(plan, result, run.model)
 
 
-def capture(run: Run, logger: Logger, steps_done: int, loss: float, best: float) -> dict[str, Any]:
-    """The state a checkpoint holds after `steps_done` steps (see gradtrace.checkpoint)."""
+def capture(
+    run: Run, logger: Logger, steps_done: int, loss: float, best: float
+) -> Optional[dict[str, Any]]:
+    """The state a checkpoint holds after `steps_done` steps (see gradtrace.checkpoint); None on
+    ranks other than 0, which only hand rank 0 their random number generators' states."""
+    rngs = distributed.gather(checkpoint.rng_state(), run.place)  # one per rank
+    if rngs is None:
+        return None
     return {
         "step": steps_done,
         "loss": loss,
@@ -166,7 +184,8 @@ def capture(run: Run, logger: Logger, steps_done: int, loss: float, best: float)
         "config": run.plan.identity,
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
-        "rng": checkpoint.rng_state(),
+        "rng": rngs,
+        "world_size": run.place.size,
         "batches": checkpoint.batch_state(run.batches),
         "trajectory": run.trajectory.state_dict() if run.trajectory is not None else None,
         "events": logger.sync(),  # every step so far written out; where the file stands
@@ -188,6 +207,11 @@ def resume(run: Run, run_dir: str) -> dict[str, Any]:
             f"own (only trainer.steps and trainer.checkpoint may change): python scripts/resume.py "
             f"{run_dir} reruns it"
         )
+    if state.get("world_size", 1) != run.place.size:
+        raise ConfigError(
+            f"{path} was written by a run of {state.get('world_size', 1)} process(es); resume it "
+            f"with as many (torchrun --nproc_per_node), got {run.place.size}"
+        )
     if state["step"] > run.plan.trainer.steps:
         raise ConfigError(
             f"trainer.steps must be at least the checkpoint's {state['step']} steps to resume "
@@ -195,7 +219,8 @@ def resume(run: Run, run_dir: str) -> dict[str, Any]:
         )
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
-    checkpoint.set_rng_state(state["rng"])
+    rngs = state["rng"]  # one per rank (a dict: written before multi-process runs)
+    checkpoint.set_rng_state(rngs[run.place.rank] if isinstance(rngs, list) else rngs)
     checkpoint.set_batch_state(run.batches, state["batches"])
     if run.trajectory is not None and state["trajectory"] is not None:
         run.trajectory.load_state_dict(state["trajectory"])

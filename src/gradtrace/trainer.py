@@ -92,6 +92,7 @@ def train(
     trajectory: Optional[Recorder] = None,
     checkpoint: Optional[Checkpointer] = None,
     stop: Optional[Callable[[], bool]] = None,
+    read_loss: Callable[[torch.Tensor], float] = torch.Tensor.item,
     start_step: int = 0,
     last_loss: float = math.nan,
     best_loss: float = math.inf,
@@ -106,8 +107,10 @@ def train(
     the last update. `trajectory` keeps the logged rows for the landscape picture.
 
     After each step, `checkpoint` may save the run's state, and once `stop()` is true the loop
-    ends (a stop signal: TrainResult.interrupted). A resumed run starts at `start_step` with the
-    loss of its last step and the `best_loss` so far; all else it needs is in the objects given.
+    ends (a stop signal: TrainResult.interrupted). `read_loss` turns the loss into the number
+    logged; across processes (gradtrace.distributed) it averages the ranks' losses. A resumed
+    run starts at `start_step` with the loss of its last step and the `best_loss` so far; all
+    else it needs is in the objects given.
     """
     loss_value = last_loss
     report_every = max(1, steps // 10)  # about ten console lines per run
@@ -125,7 +128,7 @@ def train(
 
             # Read loss, parameters and gradients now, between backward() and step(): the
             # parameters are still the ones this loss was computed with.
-            loss_value = loss.item()
+            loss_value = read_loss(loss)
             values = probe.read()
             if step % log_every_steps == 0:
                 logger.log_step(step, loss_value, optimizer.param_groups[0]["lr"], values)

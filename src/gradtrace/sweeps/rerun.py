@@ -30,7 +30,7 @@ def rerun_command(job: Job, python: str = "python") -> list[str]:
     """argv that completes `job` in its own folder."""
     resume = bool(checkpoint.checkpoints(job.folder))
     hydra = _hydra_config(job)
-    argv = [python, train_script()]
+    argv = [python, *_launcher(job.folder), train_script()]
     for source in hydra.get("runtime", {}).get("config_sources", []):
         if source.get("provider") == "command-line":
             argv += ["--config-dir", source["path"]]
@@ -51,6 +51,16 @@ def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable
     job = Job(run_dir, 0, [*task, *extra], None)
     argv = rerun_command(job, python)
     return argv if "trainer.resume=true" in argv else [*argv, "trainer.resume=true"]
+
+
+def _launcher(run_dir: Path) -> list[str]:
+    """torchrun's arguments (as `python -m torch.distributed.run`) when the run's newest
+    checkpoint was written by several processes: it resumes with as many; else none."""
+    found = checkpoint.newest_valid(run_dir)
+    processes = found[1].get("world_size", 1) if found else 1
+    if processes == 1:
+        return []
+    return ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
 
 
 def format_command(argv: list[str]) -> str:

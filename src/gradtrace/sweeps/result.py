@@ -33,7 +33,8 @@ class JobResult:
     steps: Optional[int] = None  # optimiser steps done
     seconds: Optional[float] = None  # wall time of the whole job: checks, build, train, close
     train_seconds: Optional[float] = None  # of which the training loop
-    threads: Optional[int] = None  # torch CPU threads the job ran with
+    threads: Optional[int] = None  # torch CPU threads the job ran with (in each process)
+    world_size: int = 1  # processes that trained it together (torchrun, gradtrace.distributed)
 
     @property
     def objective_value(self) -> Optional[float]:
