@@ -46,16 +46,29 @@ def torchrun(cwd: Path, processes: int, *args: str) -> subprocess.CompletedProce
     )
 
 
-@pytest.fixture(scope="module", params=list(CASES))
-def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """The case trained by 2 processes and by 1; each in a folder of its own."""
-    case = CASES[request.param]
-    two, one = tmp_path_factory.mktemp("two"), tmp_path_factory.mktemp("one")
-    done = torchrun(two, 2, *case)
+def train_both(case: str, factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The case trained by 2 processes and by 1, each from a folder of its own."""
+    two, one = factory.mktemp("two"), factory.mktemp("one")
+    done = torchrun(two, 2, *CASES[case])
     assert done.returncode == 0, done.stdout + done.stderr
-    done = run_cli(one, *case)
+    done = run_cli(one, *CASES[case])
     assert done.returncode == 0, done.stdout + done.stderr
-    return request.param, two, one
+    return two, one
+
+
+@pytest.fixture(scope="module")
+def full_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return train_both("full batch", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def mini_batches(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return train_both("mini-batches", tmp_path_factory)
+
+
+@pytest.fixture(params=["full_batch", "mini_batches"])
+def runs(request: pytest.FixtureRequest) -> tuple[Path, Path]:
+    return request.getfixturevalue(request.param)
 
 
 def final_model(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -63,7 +76,7 @@ def final_model(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def test_two_processes_train_the_same_parameters_as_one(runs) -> None:
-    _, two, one = runs
+    two, one = runs
     (run_two,), (run_one,) = run_dirs(two), run_dirs(one)
     got, expected = final_model(run_two), final_model(run_one)
     assert got.keys() == expected.keys()
@@ -79,7 +92,7 @@ def test_two_processes_train_the_same_parameters_as_one(runs) -> None:
 def test_the_logged_loss_and_gradients_are_the_whole_batchs(runs) -> None:
     """What rank 0 logs is averaged over the ranks: the loss and gradients of all 1000 (or 250)
     samples, as one process computes them."""
-    _, two, one = runs
+    two, one = runs
     (run_two,), (run_one,) = run_dirs(two), run_dirs(one)
     got, expected = read_scalars(run_two), read_scalars(run_one)
     assert set(got) == set(expected)
@@ -91,12 +104,10 @@ def test_the_logged_loss_and_gradients_are_the_whole_batchs(runs) -> None:
     assert got["loss/train"].steps.tolist() == list(range(STEPS))
 
 
-def test_step_0_gradient_is_derived_by_hand_over_all_samples(runs) -> None:
+def test_step_0_gradient_is_derived_by_hand_over_all_samples(full_batch) -> None:
     """Full batch: (1/N) sum_i sign(pred_i - target_i) x_i over all N = 1000 samples, although
     each process saw only 500 of them: the worked example's data, the logged step-0 parameters."""
-    case, two, _ = runs
-    if case != "full batch":
-        pytest.skip("the hand derivation is the full-batch worked example's")
+    two, _ = full_batch
     (run_two,) = run_dirs(two)
     samples = uniform(1000, 10, seed=0)
     logged = read_scalars(run_two)
@@ -110,7 +121,7 @@ def test_step_0_gradient_is_derived_by_hand_over_all_samples(runs) -> None:
 def test_rank_0_alone_writes_one_run_folder(runs) -> None:
     """Both ranks name the same folder (a second one would exist if they did not: Hydra makes
     the folder on each rank), and only rank 0 writes into it."""
-    _, two, _ = runs
+    two, _ = runs
     folders = [p for p in (two / "outputs" / "runs").iterdir()]
     assert len(folders) == 1, folders
     run = folders[0]
@@ -145,6 +156,22 @@ def test_a_two_process_run_resumes_with_two(tmp_path: Path) -> None:
         assert np.array_equal(got[tag].values, series.values), tag
     for key, value in final_model(whole / "run").items():
         assert torch.equal(final_model(parts / "run")[key], value), key
+
+
+def test_a_submitit_job_of_two_tasks_trains_as_torchrun_does(mini_batches, tmp_path: Path) -> None:
+    """hydra.launcher.tasks_per_node=2 (submitit's local executor, as SLURM would): the job's
+    two tasks join one run, which comes out bitwise as torchrun's two processes."""
+    two, _ = mini_batches
+    done = run_cli(tmp_path, "-m", "hydra/launcher=slurm_local", "hydra.launcher.tasks_per_node=2",
+                   *CASES["mini-batches"], "hydra.sweep.dir=sweep")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (job,) = [p for p in (tmp_path / "sweep").iterdir() if p.name.startswith("0_")]
+    assert json.loads((job / "result.json").read_text())["world_size"] == 2
+    assert len(list(job.glob("events.out.tfevents.*"))) == 1
+    assert (job / "train.log").read_text().count(f"step 0/{STEPS} ") == 1
+    (run_two,) = run_dirs(two)
+    for key, value in final_model(run_two).items():
+        assert torch.equal(final_model(job)[key], value), key
 
 
 # --- in process ------------------------------------------------------------------------------

@@ -12,20 +12,21 @@ the run folder should be, no permission): one line, exit 2, as for any environme
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gradtrace import checkpoint
+from gradtrace import checkpoint, distributed
 from gradtrace.errors import Interrupted, exit_code, output_error
 from gradtrace.experiment import describe, run_experiment
 
@@ -52,10 +53,47 @@ def main(cfg: DictConfig) -> float:
         # of a 20,000-step regressor run's 8.6). Not in a sweep, whose process runs many jobs.
         gc.freeze()
     try:
-        outcome = run_experiment(cfg, run_dir, hydra_config.runtime.choices)
+        with _submitit_tasks():
+            outcome = run_experiment(cfg, run_dir, hydra_config.runtime.choices)
     except Exception as error:
         return give_up(error, multirun=multirun)
     return outcome.objective
+
+
+@contextlib.contextmanager
+def _submitit_tasks() -> Iterator[None]:
+    """A submitit job of several tasks (hydra.launcher.tasks_per_node, nodes) is one run on that
+    many processes: join them (gradtrace.distributed), as torchrun's would. Ranks other than 0
+    keep their log lines out of the job's log file and print only warnings and errors."""
+    environment = _submitit_environment()
+    if environment is None or environment.num_tasks <= 1 or distributed.world().distributed:
+        yield
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    place = distributed.from_env()
+    if not place.is_main:
+        root = logging.getLogger()
+        root.handlers = [h for h in root.handlers if not isinstance(h, logging.FileHandler)]
+        root.setLevel(logging.WARNING)
+    distributed.join(place)
+    try:
+        yield
+    finally:
+        distributed.leave()
+
+
+def _submitit_environment() -> Any:
+    """submitit's JobEnvironment inside a submitit job; None elsewhere (or without submitit)."""
+    try:
+        import submitit
+    except ImportError:
+        return None
+    try:
+        return submitit.JobEnvironment()
+    except RuntimeError:  # not in a submitit job
+        return None
 
 
 class CheckOutputFolder(Callback):
