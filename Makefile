@@ -22,8 +22,8 @@ train: setup    ## a default training run (the scalar worked example); pass over
 test: setup     ## the whole test suite
 	$(BIN)/python -m pytest $(ARGS)
 
-bench: setup    ## trainer vs. a bare PyTorch loop, median microseconds per step
-	$(BIN)/python scripts/bench.py $(ARGS)
+bench: setup    ## every figure of README's benchmark table, in one run (many minutes)
+	$(BIN)/python scripts/bench.py --all $(ARGS)
 
 clean:
 	rm -rf $(VENV) outputs/*/

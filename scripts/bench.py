@@ -1,6 +1,7 @@
 """Trainer vs. a bare hand-written PyTorch loop: median microseconds per step and the ratio.
 
-    python scripts/bench.py [--steps 2000] [--repeats 7] [--insight] [--checkpoints] [--loaders]
+    python scripts/bench.py [--steps 2000] [--repeats 7] [--big] [--commands] [--all]
+                            [--insight] [--checkpoints] [--loaders]
 
 For each worked example the same model, data and loss run three ways, interleaved in one process
 so that machine noise hits all three alike:
@@ -9,6 +10,10 @@ so that machine noise hits all three alike:
   logged    train() writing loss, lr, grad norm and every parameter and gradient element, every
             step, to a TensorBoard event file (flush and close included in the time), and keeping
             the trajectory for the landscape picture, as a default run does
+
+--commands adds whole commands in fresh processes (scripts/bench_commands.py): train.py against a
+bare script, start-up, the summary of a sweep of long runs, and 1 process against 2 (torchrun).
+--all is --big and --commands: every figure in README's table, in one run (make bench).
 
 --insight adds the cost of gradient insight, each used only when asked for or once per run:
 one gradient check (trainer.grad_check), one explained step (trainer.explain_steps), and the
@@ -37,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import bench_commands
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
@@ -246,11 +252,16 @@ def main() -> None:
     parser.add_argument("--checkpoints", action="store_true", help="also time checkpoints")
     parser.add_argument("--big", action="store_true",
                         help="also a 1M-parameter MLP and 1,000,000 x 100 data (a few minutes)")
+    parser.add_argument("--commands", action="store_true",
+                        help="also whole commands, start-up, summaries, 1 vs 2 processes")
+    parser.add_argument("--all", action="store_true", help="--big and --commands (many minutes)")
     parser.add_argument("--loaders", action="store_true", help="also time the file loaders")
     parser.add_argument("--loaders-only", action="store_true", help="time the file loaders only")
     parser.add_argument("--loader-rows", type=int, default=1_000_000)
     parser.add_argument("--loader-repeats", type=int, default=3)
     args = parser.parse_args()
+    args.big |= args.all
+    args.commands |= args.all
     if args.loaders_only:
         bench_loaders(args.loader_rows, args.loader_repeats)
         return
@@ -273,6 +284,8 @@ def main() -> None:
                 t = bench_example(name, steps, min(args.repeats, 3), Path(tmp), overrides)
                 print(f"{name:<22} {t['bare']:9.0f} {t['trainer']:9.0f} {t['logged']:9.0f} "
                       f"{t['trainer'] / t['bare']:8.3f}x {t['logged'] / t['bare']:8.3f}x")
+    if args.commands:
+        bench_commands.main(args.repeats)
     if args.insight:
         print("\ngradient insight, medians in milliseconds (x: in trainer steps)")
         print(f"{'example':<10} {'grad check':>16} {'explained step':>16} {'landscape':>10} "

@@ -4,8 +4,10 @@ through the real CLI; and the sharding and checks, in process."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +174,45 @@ def test_a_submitit_job_of_two_tasks_trains_as_torchrun_does(mini_batches, tmp_p
     (run_two,) = run_dirs(two)
     for key, value in final_model(run_two).items():
         assert torch.equal(final_model(job)[key], value), key
+
+
+def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step(tmp_path: Path) -> None:
+    """torchrun hands SIGTERM to its processes; they agree to stop after one same step, rank 0
+    checkpoints, and the run resumes (with 2 processes) bitwise as the run never stopped."""
+    case = [*CASES["mini-batches"][:-1], "trainer.checkpoint.every_steps=20"]
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(TRAIN_SCRIPT), *case, "trainer.steps=1000000", f"hydra.run.dir={stopped}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not checkpoint.checkpoints(stopped) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    result = json.loads((stopped / "result.json").read_text())
+    assert result["status"] == "interrupted" and result["world_size"] == 2, output
+    assert output.count("SIGTERM: stopped after step") >= 1
+    steps = result["steps"] + 20
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "resume.py"), str(stopped), f"trainer.steps={steps}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = torchrun(tmp_path, 2, *case, f"trainer.steps={steps}", f"hydra.run.dir={whole}")
+    assert done.returncode == 0, done.stderr
+    got, expected = read_scalars(stopped), read_scalars(whole)
+    assert got["loss/train"].steps.tolist() == list(range(steps))
+    for tag, series in expected.items():
+        assert np.array_equal(got[tag].values, series.values), tag
+    for key, value in final_model(whole).items():
+        assert torch.equal(final_model(stopped)[key], value), key
 
 
 # --- in process ------------------------------------------------------------------------------
