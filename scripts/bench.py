@@ -10,6 +10,9 @@ so that machine noise hits all three alike:
   logged    train() writing loss, lr, grad norm and every parameter and gradient element, every
             step, to a TensorBoard event file (flush and close included in the time), and keeping
             the trajectory for the landscape picture, as a default run does
+  torch SGD logged, with torch.optim.SGD itself instead of optim=sgd's gradtrace.optim.SGD
+            (bitwise the same steps, without torch's per-step Python overhead): what the logging
+            alone costs
 
 --commands adds whole commands in fresh processes (scripts/bench_commands.py): train.py against a
 bare script, start-up, the summary of a sweep of long runs, and 1 process against 2 (torchrun).
@@ -84,14 +87,15 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
     inputs, targets = next(run.batches)
     plan = run.plan
     lr = run.optimizer.param_groups[0]["lr"]
-    times: dict[str, list[float]] = {"bare": [], "trainer": [], "logged": []}
+    times: dict[str, list[float]] = {"bare": [], "trainer": [], "logged": [], "torch SGD": []}
 
-    def timed_train(logger, trajectory: Trajectory | None = None) -> float:
+    def timed_train(logger, trajectory: Trajectory | None = None, optimizer=None) -> float:
         run.model.load_state_dict(initial)
         start = time.perf_counter()
         train(
-            model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-            probe=run.probe, logger=logger, steps=steps, trajectory=trajectory,
+            model=run.model, loss_fn=run.loss_fn, optimizer=optimizer or run.optimizer,
+            batches=run.batches, probe=run.probe, logger=logger, steps=steps,
+            trajectory=trajectory,
         )
         logger.close()
         return time.perf_counter() - start
@@ -108,6 +112,10 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
         logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}"), run.probe)
         trajectory = Trajectory(run.probe.columns) if run.trajectory is not None else None
         times["logged"].append(timed_train(logger, trajectory))
+        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}-torch"), run.probe)
+        trajectory = Trajectory(run.probe.columns) if run.trajectory is not None else None
+        torch_sgd = torch.optim.SGD(run.model.parameters(), lr=lr)
+        times["torch SGD"].append(timed_train(logger, trajectory, torch_sgd))
     return {name: statistics.median(t) / steps * 1e6 for name, t in times.items()}
 
 
@@ -269,21 +277,23 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.steps} steps x {args.repeats} repeats, medians in microseconds per step")
-    print(f"{'example':<10} {'bare':>8} {'trainer':>8} {'logged':>8} {'trainer/bare':>13} "
-          f"{'logged/bare':>12}")
+    print(f"{'example':<10} {'bare':>8} {'trainer':>8} {'logged':>8} {'torch SGD':>10} "
+          f"{'trainer/bare':>13} {'logged/bare':>12} {'torch SGD logged/bare':>22}")
     step_ms: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for example in args.examples:
             t = bench_example(example, args.steps, args.repeats, Path(tmp))
             print(f"{example:<10} {t['bare']:8.1f} {t['trainer']:8.1f} {t['logged']:8.1f} "
-                  f"{t['trainer'] / t['bare']:12.3f}x {t['logged'] / t['bare']:11.3f}x")
+                  f"{t['torch SGD']:10.1f} {t['trainer'] / t['bare']:12.3f}x "
+                  f"{t['logged'] / t['bare']:11.3f}x {t['torch SGD'] / t['bare']:21.3f}x")
             step_ms[example] = t["trainer"] / 1e3
     if args.big:
         with tempfile.TemporaryDirectory() as tmp:
             for name, (overrides, steps) in BIG.items():
                 t = bench_example(name, steps, min(args.repeats, 3), Path(tmp), overrides)
                 print(f"{name:<22} {t['bare']:9.0f} {t['trainer']:9.0f} {t['logged']:9.0f} "
-                      f"{t['trainer'] / t['bare']:8.3f}x {t['logged'] / t['bare']:8.3f}x")
+                      f"{t['torch SGD']:9.0f} {t['trainer'] / t['bare']:8.3f}x "
+                      f"{t['logged'] / t['bare']:8.3f}x {t['torch SGD'] / t['bare']:8.3f}x")
     if args.commands:
         bench_commands.main(args.repeats)
     if args.insight:

@@ -110,7 +110,7 @@ def test_typos_fail_with_hydra_messages(cli, tmp_path: Path, override: str, word
     [
         (["optim.lr=-1"], "optim.lr must be a number > 0 and <= 3.4e38 (float32), got -1"),
         (["optim.lr=abc"], "optim.lr must be a number > 0 and <= 3.4e38 (float32), got 'abc'"),
-        (["+optim.lrr=1"], "optim: torch.optim.SGD takes no argument lrr (did you mean lr?)"),
+        (["+optim.lrr=1"], "optim: gradtrace.optim.SGD takes no argument lrr (did you mean lr?)"),
         (["optim=adam", "optim.betas=[0.9,1.5]"], "optim.betas must be two numbers in [0, 1)"),
         (["model=regressor", "data.batch_size=2000"],
          "data.batch_size must be at most the number of training samples (1000), got 2000"),

@@ -100,14 +100,15 @@ def test_same_seed_same_bits(model: str):
 
 
 @pytest.mark.parametrize("model", ["scalar", "linear", "regressor"])
-def test_manual_optimizer_equals_sgd_bitwise(model: str):
+def test_manual_and_builtin_sgd_equal_torch_sgd_bitwise(model: str):
     overrides = [f"model={model}", "trainer.steps=40", "optim.lr=0.0137"]
     if model == "regressor":
         overrides += ["data.batch_size=100"]
-    sgd, _ = train_run(None, *overrides, "optim=sgd")
-    manual, _ = train_run(None, *overrides, "optim=manual")
-    for a, b in zip(sgd.model.parameters(), manual.model.parameters()):
-        assert torch.equal(a, b)
+    torch_sgd, _ = train_run(None, *overrides, "optim._target_=torch.optim.SGD")
+    for option in ("optim=sgd", "optim=manual"):  # gradtrace.optim.SGD, ManualSGD
+        run, _ = train_run(None, *overrides, option)
+        for a, b in zip(torch_sgd.model.parameters(), run.model.parameters()):
+            assert torch.equal(a, b), option
 
 
 def test_nan_stops_before_the_step_and_keeps_the_log(tmp_path: Path):

@@ -4,7 +4,7 @@ optimiser will get, its defaults included, and names the key users set."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import torch
 
@@ -48,10 +48,49 @@ def check_adam(args: Mapping[str, Any]) -> None:
 # Keyed by `_target_`, so that they apply to every option that names the class, a user's too.
 CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "torch.optim.SGD": check_sgd,
+    "gradtrace.optim.SGD": check_sgd,
     "torch.optim.Adam": check_adam,
     "torch.optim.AdamW": check_adam,
     "gradtrace.optim.ManualSGD": _check_lr,
 }
+
+
+class SGD(torch.optim.SGD):
+    """torch.optim.SGD (optim=sgd), with a short path for plain gradient descent on CPU tensors.
+
+    With no momentum, weight decay, maximize, foreach, fused or differentiable, torch's step runs
+    `p.add_(p.grad, alpha=-lr)` for each parameter, behind about 20 microseconds of Python
+    (argument handling, profiling, the choice of an implementation), as much as a small model's
+    forward and backward. This class runs that same call directly, so the parameters are bitwise
+    torch's (tested); every other case, and a closure, goes to torch.optim.SGD.step. zero_grad
+    sets the gradients to None as torch's does, without its profiling wrapper.
+    """
+
+    def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:  # type: ignore[override]
+        if closure is not None or not self._plain():
+            return super().step(closure)
+        with torch.no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-group["lr"])  # torch's single-tensor SGD, as is
+        return None
+
+    def _plain(self) -> bool:
+        return all(
+            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"]
+            and not g["foreach"] and not g["fused"] and not g["differentiable"]
+            and isinstance(g["lr"], (float, int)) and all(p.is_cpu for p in g["params"])
+            for g in self.param_groups
+        )
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none:
+            super().zero_grad(set_to_none=False)
+            return
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
 
 
 class ManualSGD(torch.optim.Optimizer):

@@ -1,0 +1,71 @@
+"""gradtrace.optim.SGD (optim=sgd) against torch.optim.SGD: bitwise the same parameters and state
+in every case, its short path (plain gradient descent on CPU) and torch's (everything else)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gradtrace.optim import SGD
+
+
+def regressor_steps(optimizer_class: type, steps: int = 25, **kwargs: object):
+    """A regressor like the worked example (mae, 200 x 10 uniform samples, a bias), trained by
+    `optimizer_class`; the lr halves after 10 steps, as a scheduler would change it."""
+    generator = torch.Generator().manual_seed(0)
+    inputs, targets = torch.rand(200, 10, generator=generator), torch.rand(200, generator=generator)
+    params = torch.nn.Parameter(torch.rand(10, generator=generator))
+    bias = torch.nn.Parameter(torch.zeros(()))
+    unused = torch.nn.Parameter(torch.ones(3))  # no gradient: left alone
+    optimizer = optimizer_class([params, bias, unused], lr=0.05, **kwargs)
+    for step in range(steps):
+        if step == 10:
+            optimizer.param_groups[0]["lr"] = 0.025
+        optimizer.zero_grad()
+        loss = ((inputs * params).sum(1) + bias - targets).abs().mean()
+        loss.backward()
+        optimizer.step()
+    return [p.detach().clone() for p in (params, bias, unused)], optimizer.state_dict()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, {"weight_decay": 0.1},
+     {"maximize": True}, {"momentum": 0.5, "dampening": 0.5, "weight_decay": 0.01}],
+)
+def test_bitwise_torch_sgd(kwargs: dict) -> None:
+    ours, our_state = regressor_steps(SGD, **kwargs)
+    theirs, their_state = regressor_steps(torch.optim.SGD, **kwargs)
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    assert str(our_state) == str(their_state)
+    assert not torch.equal(ours[0], regressor_steps(SGD, steps=0, **kwargs)[0][0])  # it moved
+    assert torch.equal(ours[2], torch.ones(3))
+
+
+def test_the_plain_step_is_p_minus_lr_times_grad() -> None:
+    """w = 3, loss w**2: dL/dw = 6, so one step of lr 0.1 gives 3 - 0.6 = 2.4."""
+    w = torch.nn.Parameter(torch.tensor(3.0))
+    optimizer = SGD([w], lr=0.1)
+    (w**2).backward()
+    optimizer.step()
+    assert w.item() == pytest.approx(2.4, abs=1e-6)
+    optimizer.zero_grad()
+    assert w.grad is None
+    (w**2).backward()
+    optimizer.zero_grad(set_to_none=False)
+    assert w.grad is not None and w.grad.item() == 0.0
+
+
+def test_a_closure_is_evaluated_and_returned() -> None:
+    w = torch.nn.Parameter(torch.tensor(3.0))
+    optimizer = SGD([w], lr=0.1)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = w**2
+        loss.backward()
+        return loss
+
+    assert optimizer.step(closure).item() == 9.0
+    assert w.item() == pytest.approx(2.4, abs=1e-6)
