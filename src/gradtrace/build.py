@@ -150,7 +150,11 @@ def build_run(plan: Plan, place: World = ALONE) -> Run:
     if threads is not None:
         torch.set_num_threads(threads)
     torch.manual_seed(plan.seed)  # the model's initial values (linear, regressor, a user's)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    if device.type == "cuda":
+        # Same config and seed, same numbers: CUDA has kernels that differ run to run unless
+        # asked not to. torch's CPU kernels are deterministic for a given thread count, and this
+        # call imports torch's compiler (0.8 s of every run's start), so CPU runs skip it.
+        torch.use_deterministic_algorithms(True, warn_only=True)
     train_data, val_data = load_data(plan)
     check_shards(place, len(train_data), plan.batch_size)
     model: nn.Module = plan.model.build(in_features=train_data.features).to(device)
