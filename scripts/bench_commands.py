@@ -85,7 +85,7 @@ def summary(jobs: int, steps: int, repeats: int) -> dict[str, float]:
             folder = sweep / f"{num}_optim.lr={num}"
             (folder / ".hydra").mkdir(parents=True)
             (folder / ".hydra" / "overrides.yaml").write_text(f"- optim.lr={num}\n")
-            logger = TensorBoardLogger(str(folder), columns)
+            logger = TensorBoardLogger(str(folder), columns, flush_every_secs=5.0)
             losses = np.exp(-np.arange(steps) / steps * (num + 1))
             rows = rng.random((steps, len(columns))).tolist()
             for step in range(steps):

@@ -19,7 +19,7 @@ from gradtrace.build import build_run, make_plan
 from gradtrace.data import Samples, batches, uniform
 from gradtrace.distributed import World, check_shards
 from gradtrace.errors import ConfigError
-from gradtrace.loggers.events import read_scalars
+from gradtrace.loggers.reading import read_scalars
 from tests.conftest import REPO, TRAIN_SCRIPT, compose_config, run_cli, run_dirs
 
 STEPS = 40

@@ -70,7 +70,7 @@ def test_event_file_reads_back_with_event_accumulator(tmp_path: Path):
 
 
 def test_one_tag_read_fast_is_what_tensorboard_reads(tmp_path: Path):
-    from gradtrace.loggers.events import read_scalar
+    from gradtrace.loggers.reading import read_scalar
 
     from conftest import run_cli
 
@@ -83,3 +83,39 @@ def test_one_tag_read_fast_is_what_tensorboard_reads(tmp_path: Path):
         series = read_scalar(tmp_path / "run", tag)
         assert list(zip(series.steps.tolist(), series.values.tolist())) == expected, tag
     assert len(read_scalar(tmp_path / "run", "no/such/tag").steps) == 0
+
+
+def test_reading_every_tag_fast_is_what_tensorboard_reads(tmp_path: Path):
+    """Block-encoded records of four lengths, protobuf-written events among them (two scalar
+    events of one length with different tags, a histogram, a step logged twice), and a record cut
+    short at the end: read_scalars and read_scalar give what TensorBoard's reader gives. (It drops
+    the values of a tag logged after a later step of it, as a restart; so the step logged twice
+    here is the last one.)"""
+    from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
+
+    from gradtrace.loggers.reading import read_scalar, read_scalars
+
+    writer = EventFileWriter(tmp_path)
+    rng = np.random.default_rng(1)
+    encoder = ScalarBlockEncoder(TAGS)
+    writer.write_records(encoder.encode(STEPS[:5], 1e9 + STEPS[:5], rng.normal(size=(5, 3))))
+    for step, tag in ((5, "loss/val"), (6, "loss/vbl"), (128, "loss/val")):
+        writer.write_summary(Summary(value=[Summary.Value(tag=tag, simple_value=step / 3)]), step)
+    histogram = HistogramProto(min=0, max=1, num=2, bucket_limit=[1.0], bucket=[2.0])
+    writer.write_summary(Summary(value=[Summary.Value(tag="param/w", histo=histogram)]), 7)
+    writer.write_records(encoder.encode(STEPS[5:], 1e9 + STEPS[5:], rng.normal(size=(3, 3))))
+    writer.write_records(encoder.encode(STEPS[-1:], np.array([2e9]), np.ones((1, 3))))  # again
+    writer.close()
+    accumulator = event_accumulator(tmp_path)
+    expected = {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
+                for tag in accumulator.Tags()["scalars"]}
+    assert set(expected) == {*TAGS, "loss/val", "loss/vbl"}
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    with path.open("ab") as file:  # a record being written when the run was killed
+        file.write(encoder.encode(np.array([9]), np.array([3e9]), np.ones((1, 3)))[:-9])
+    got = read_scalars(tmp_path)
+    assert set(got) == set(expected)
+    for tag, points in expected.items():
+        assert list(zip(got[tag].steps.tolist(), got[tag].values.tolist())) == points, tag
+        one = read_scalar(tmp_path, tag)
+        assert list(zip(one.steps.tolist(), one.values.tolist())) == points, tag

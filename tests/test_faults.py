@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gradtrace.loggers.events import read_scalars
+from gradtrace.loggers.reading import read_scalars
 from gradtrace.sweeps.jobs import find_jobs
 from gradtrace.sweeps.result import COMPLETED, FAILED, JobResult, read_result, write_result
 from gradtrace.sweeps.summary import summarize

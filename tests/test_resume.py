@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from gradtrace import checkpoint
-from gradtrace.loggers.events import read_scalars
+from gradtrace.loggers.reading import read_scalars
 
 from conftest import REPO, TRAIN_SCRIPT
 from tensorboard_server import get_json, tensorboard_server

@@ -25,7 +25,7 @@ from torch import nn
 
 from gradtrace.config import register
 from gradtrace.experiment import run_experiment
-from gradtrace.loggers.events import Series, read_scalars
+from gradtrace.loggers.reading import Series, read_scalars
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # the repository's configs/
 

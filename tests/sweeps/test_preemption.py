@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gradtrace import checkpoint
-from gradtrace.loggers.events import read_scalars
+from gradtrace.loggers.reading import read_scalars
 
 from conftest import TRAIN_SCRIPT
 

@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, NamedTuple, Optional
+from typing import Any, BinaryIO, Optional
 
 import google_crc32c
 import numpy as np
@@ -197,69 +197,3 @@ class EventFileWriter:
         if not self._file.closed:
             self._file.flush()
             self._file.close()
-
-
-class Series(NamedTuple):
-    """One scalar tag of a run: steps [N] (int64) and values [N] (float64), in step order."""
-
-    steps: np.ndarray
-    values: np.ndarray
-
-
-def read_scalar(run_dir: str | os.PathLike, tag: str) -> Series:
-    """One scalar tag of `run_dir`'s event files, found without parsing whole events: in each
-    record, the step (an Event's field 2, after its fixed64 wall time) and the float after the
-    tag's encoded Summary.Value head. About 1 µs a record, so a 100,000-step run's loss curve
-    reads in a fraction of a second (read_scalars parses every value of every event). Only
-    simple_value scalars, as gradtrace and TensorBoard's own scalar writers write them."""
-    name = tag.encode()
-    head = b"\x0a" + _varint(len(name)) + name + b"\x15"  # Value.tag, then simple_value's key
-    points: list[tuple[int, float]] = []
-    for buffer, start, end in _records(run_dir):
-        at = buffer.find(head, start, end)
-        if at < 0 or buffer[start] != 0x09:
-            continue
-        step, shift, i = 0, 0, start + 10  # the step's varint; absent when 0 (proto3)
-        while buffer[start + 9] == 0x10:
-            byte = buffer[i]
-            step |= (byte & 0x7F) << shift
-            shift, i = shift + 7, i + 1
-            if byte < 0x80:
-                break
-        points.append((step, struct.unpack_from("<f", buffer, at + len(head))[0]))
-    return _series(points)
-
-
-def read_scalars(run_dir: str | os.PathLike) -> dict[str, Series]:
-    """Every scalar tag in the event files of `run_dir`, read straight from the records (one
-    protobuf parse per event, no CRC check): much faster than TensorBoard's loaders, which
-    convert every value into a tensor. A record cut short at the end (a run still writing, or
-    killed) ends the file."""
-    points: dict[str, list[tuple[int, float]]] = {}
-    for buffer, start, end in _records(run_dir):
-        event = Event.FromString(buffer[start:end])
-        for value in event.summary.value:
-            if value.WhichOneof("value") == "simple_value":
-                points.setdefault(value.tag, []).append((event.step, value.simple_value))
-    return {tag: _series(pairs) for tag, pairs in points.items()}
-
-
-def _records(run_dir: str | os.PathLike) -> Iterator[tuple[bytes, int, int]]:
-    """(file contents, start, end) of each record's data in the run's event files, in order; a
-    record cut short at the end (a run still writing, or killed) ends its file. No CRC check."""
-    for path in sorted(Path(run_dir).glob("events.out.tfevents.*")):
-        buffer = path.read_bytes()
-        offset = 0
-        while offset + 12 <= len(buffer):
-            (length,) = struct.unpack_from("<Q", buffer, offset)
-            start, end = offset + 12, offset + 12 + length
-            if end + 4 > len(buffer):
-                break
-            yield buffer, start, end
-            offset = end + 4
-
-
-def _series(points: list[tuple[int, float]]) -> Series:
-    points.sort(key=lambda point: point[0])  # stable: a step logged twice keeps its order
-    return Series(np.array([p[0] for p in points], dtype=np.int64),
-                  np.array([p[1] for p in points], dtype=np.float64))

@@ -14,16 +14,40 @@ from pathlib import Path
 import numpy as np
 
 from gradtrace.atomic import write_atomically
-from gradtrace.loggers.events import read_scalar
+from gradtrace.loggers.reading import read_scalar
 from gradtrace.sweeps.jobs import Job, numeric, swept_keys
 
 LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up to this many
+CURVE_BUCKETS = 1000  # a curve is drawn as the lowest and highest point of at most this many runs
 
 
 def loss_curve(run_dir: Path, tag: str = "loss/train") -> tuple[np.ndarray, np.ndarray]:
     """Steps [N] and values [N] of `tag` in the run's event files; empty when it has none."""
     series = read_scalar(run_dir, tag)
     return series.steps, series.values
+
+
+def envelope(
+    steps: np.ndarray, values: np.ndarray, buckets: int = CURVE_BUCKETS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a curve that a plot can show: the lowest and the highest of each of
+    `buckets` consecutive runs of points, in order (all of them when there are few). A plot a
+    thousand pixels wide looks the same, spikes included, and a 100,000-step curve draws 50 times
+    faster."""
+    n = len(values)
+    if n <= 2 * buckets:
+        return steps, values
+    size = -(-n // buckets)  # points per run, rounded up; the last run may be shorter
+    padded = np.full(buckets * size, np.nan)
+    padded[:n] = values
+    rows = padded.reshape(buckets, size)
+    missing = np.isnan(rows)
+    start = np.arange(buckets) * size
+    lowest = start + np.where(missing, np.inf, rows).argmin(1)
+    highest = start + np.where(missing, -np.inf, rows).argmax(1)
+    keep = np.unique(np.concatenate([lowest, highest]))
+    keep = keep[keep < n]
+    return steps[keep], values[keep]
 
 
 def _set_scale(ax, axis: str, values: np.ndarray) -> bool:
@@ -75,7 +99,7 @@ def _plot_curves(ax, jobs: list[Job], keys: list[str]) -> None:
     all_values, completed_values = [], []
     labelled = 0
     for rank, job in enumerate(jobs):
-        steps, values = loss_curve(job.folder)
+        steps, values = envelope(*loss_curve(job.folder))
         if len(steps) == 0:
             continue
         all_values.append(values)
