@@ -25,5 +25,6 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     register()
-    with distributed.joined():  # under torchrun: join the other processes (alone: nothing)
-        main()
+    with cli.exit_when_done():  # the run is written: skip the interpreter's slow teardown
+        with distributed.joined():  # under torchrun: join the other processes (alone: nothing)
+            main()

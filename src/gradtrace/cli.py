@@ -12,12 +12,15 @@ the run folder should be, no permission): one line, exit 2, as for any environme
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import logging
 import math
+import multiprocessing
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -117,6 +120,34 @@ def _check_writable(folder: str) -> None:
     except OSError as error:
         log.error("%s", output_error(error))
         sys.exit(exit_code(output_error(error)))
+
+
+@contextlib.contextmanager
+def exit_when_done() -> Iterator[None]:
+    """For scripts/train.py: once the run (or sweep) has ended, end the process at once with its
+    exit code. Everything it wrote is closed by then (event file, checkpoints, result.json), and
+    the exit handlers still run (logging's flush, any a user's code registered); what is skipped
+    is the interpreter tearing down torch's modules and objects one by one, about 0.5 s of a
+    short run (0.7-0.9 s after a bare torch script). Only when nothing else runs: a process that
+    still has worker processes or threads (joblib's, a user's) exits the ordinary way, which
+    waits for them. An exception other than SystemExit (a bug) goes the ordinary way too."""
+    try:
+        yield
+    except SystemExit as stop:
+        code = stop.code
+    else:
+        code = 0
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others or multiprocessing.active_children():
+        sys.exit(code)
+    if not isinstance(code, int):  # sys.exit("message") or sys.exit(None)
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def give_up(error: Exception, *, multirun: bool) -> float:
