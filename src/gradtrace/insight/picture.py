@@ -82,8 +82,10 @@ def _draw_slice(figure: Figure, axes, data: LandscapeData) -> None:
                  colors="white", linewidths=0.4, alpha=0.5)
     figure.colorbar(filled, ax=axes, label=_loss_label(data), ticks=ticks)
     x, y = data.points[:, 0], data.points[:, 1]
+    # A marker on at most about 250 of the points: thousands would only blur into the line, and
+    # cost a long run's picture 0.1 s (the line itself goes through every point).
     axes.plot(x, y, color="white", linewidth=1.3, marker="o", markersize=2.5, gid="trajectory",
-              path_effects=OUTLINE, label=_path_label(data))
+              markevery=max(1, len(x) // 250), path_effects=OUTLINE, label=_path_label(data))
     _start_and_end(axes, data, (x[0], y[0]), tuple(data.final))
     if data.directions == "random":
         axes.set_xlabel("direction 1: random, normalised per parameter tensor (a)")
