@@ -130,7 +130,8 @@ def exit_when_done() -> Iterator[None]:
     is the interpreter tearing down torch's modules and objects one by one, about 0.5 s of a
     short run (0.7-0.9 s after a bare torch script). Only when nothing else runs: a process that
     still has worker processes or threads (joblib's, a user's) exits the ordinary way, which
-    waits for them. An exception other than SystemExit (a bug) goes the ordinary way too."""
+    waits for them, and so does one under a profiler or debugger, which reports at the end. An
+    exception other than SystemExit (a bug) goes the ordinary way too."""
     try:
         yield
     except SystemExit as stop:
@@ -138,7 +139,8 @@ def exit_when_done() -> Iterator[None]:
     else:
         code = 0
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if others or multiprocessing.active_children():
+    watched = sys.getprofile() is not None or sys.gettrace() is not None  # cProfile, pdb, coverage
+    if others or multiprocessing.active_children() or watched:
         sys.exit(code)
     if not isinstance(code, int):  # sys.exit("message") or sys.exit(None)
         if code is not None:
