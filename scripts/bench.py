@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import logging
 import statistics
 import tempfile
@@ -275,6 +276,10 @@ def main() -> None:
         return
     register()
     logging.basicConfig(level=logging.WARNING)
+    # As scripts/train.py does before a run: what exists now lives to the end, so a full
+    # collection during a long loop need not walk torch's and Hydra's objects (it would land on
+    # whichever loop is running when it comes).
+    gc.freeze()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"{args.steps} steps x {args.repeats} repeats, medians in microseconds per step")
     print(f"{'example':<10} {'bare':>8} {'trainer':>8} {'logged':>8} {'torch SGD':>10} "

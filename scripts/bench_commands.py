@@ -2,7 +2,8 @@
 
   whole command   python scripts/train.py model=regressor trainer.steps=N (the defaults: event
                   file, landscape, checkpoints) against a bare script that imports torch, makes the
-                  same data and runs the same N steps; start-up (the 1-step commands) subtracted
+                  same data, model, loss and optimiser and runs the same N steps; start-up (the
+                  1-step commands) subtracted
   start-up        the same two commands with trainer.steps=1
   summary         scripts/summarize.py's work on a sweep of 10 jobs of 100,000 logged steps
   processes       one run on the 1,000,000 x 100 data in 1 process and, through torchrun, in 2:
@@ -26,18 +27,28 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "scripts" / "train.py"
 
 # The regressor worked example written as a user would, without gradtrace: the same data (uniform
-# [0, 1), seed 0), parameters, loss and optimiser.
+# [0, 1), seed 0), model (an nn.Module like gradtrace.models.Regressor, initialised after the
+# same seed), loss (nn.L1Loss) and optimiser; it ends with bitwise gradtrace's parameters.
 BARE = """
 import sys, torch
 steps = int(sys.argv[1])
+
+class Regressor(torch.nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.params = torch.nn.Parameter(torch.rand(features))
+
+    def forward(self, inputs):
+        return (inputs * self.params).sum(1)
+
 torch.manual_seed(0)
 generator = torch.Generator().manual_seed(0)
 inputs, targets = torch.rand(1000, 10, generator=generator), torch.rand(1000, generator=generator)
-params = torch.nn.Parameter(torch.rand(10))
-optimizer = torch.optim.SGD([params], lr=0.01)
+model, loss_fn = Regressor(10), torch.nn.L1Loss()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 for _ in range(steps):
     optimizer.zero_grad()
-    loss = ((inputs * params).sum(1) - targets).abs().mean()
+    loss = loss_fn(model(inputs), targets)
     loss.backward()
     optimizer.step()
 print(loss.item())
