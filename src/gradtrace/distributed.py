@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -130,24 +130,14 @@ def check_shards(place: World, samples: int, batch_size: Optional[int]) -> None:
         )
 
 
-def shard(batch: tuple[torch.Tensor, torch.Tensor], place: World) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's contiguous, equal part of a batch (check_shards has made sure it divides)."""
-    inputs, targets = batch
-    if not place.distributed:
-        return inputs, targets
-    size = len(inputs) // place.size
-    start = place.rank * size
-    return inputs[start : start + size], targets[start : start + size]
-
-
 class StepAgreement:
     """One all-reduce per step, of two numbers: the loss (every rank's mean loss, averaged: the
     whole batch's) and how many ranks were asked to stop. All ranks then log, check and stop
     alike, at the same step, and none waits for another that has left."""
 
-    def __init__(self, place: World, stop_requested: Any) -> None:
+    def __init__(self, place: World, stop_requested: Callable[[], bool]) -> None:
         self.size = place.size
-        self.stop_requested = stop_requested  # () -> bool: this rank's own signal
+        self.stop_requested = stop_requested  # this rank's own signal
         self.stopping = False
 
     def loss(self, loss: torch.Tensor) -> float:
