@@ -33,13 +33,21 @@ def masked_crc32c(data: bytes) -> int:
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """n as a protobuf varint: 7 bits a byte, low bits first, the high bit set on all but the last."""
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
         out.append(byte | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+def value_head(tag: str) -> bytes:
+    """The bytes of a Summary.Value before its float: field 1 (tag, length-delimited), then
+    field 2's key (simple_value, fixed32)."""
+    name = tag.encode()
+    return b"\x0a" + varint(len(name)) + name + b"\x15"
 
 
 def _record(data: bytes) -> bytes:
@@ -60,10 +68,8 @@ class ScalarBlockEncoder:
         summary = bytearray()
         value_offsets = []  # where each float32 goes inside the Summary bytes
         for tag in self.tags:
-            name = tag.encode()
-            # Summary.Value: field 1 (tag, length-delimited), field 2 (simple_value, fixed32).
-            value = b"\x0a" + _varint(len(name)) + name + b"\x15"
-            summary += b"\x0a" + _varint(len(value) + 4) + value  # Summary.value, field 1
+            value = value_head(tag)
+            summary += b"\x0a" + varint(len(value) + 4) + value  # Summary.value, field 1
             value_offsets.append(len(summary))
             summary += b"\0\0\0\0"
         self.summary_template = np.frombuffer(bytes(summary), dtype=np.uint8)
@@ -75,7 +81,7 @@ class ScalarBlockEncoder:
         summaries = np.tile(self.summary_template, (n, 1))
         values = np.ascontiguousarray(values, dtype="<f4")
         summaries[:, self.float_positions] = values.view(np.uint8).reshape(n, -1)
-        summary_head = b"\x2a" + _varint(summaries.shape[1])  # Event.summary, field 5
+        summary_head = b"\x2a" + varint(summaries.shape[1])  # Event.summary, field 5
         # Steps are varints, so records differ in length only where a step crosses 2**7,
         # 2**14, ...: encode each run of equal-length steps as one fixed-width block.
         widths = _varint_widths(steps)

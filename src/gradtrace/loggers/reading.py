@@ -24,6 +24,8 @@ from typing import NamedTuple
 import numpy as np
 from tensorboard.compat.proto.event_pb2 import Event
 
+from gradtrace.loggers.events import value_head
+
 HEADER, FOOTER = 12, 4  # uint64 length + its masked CRC; the data's masked CRC
 WALL_TIME = 0x09  # Event field 1 (wall_time, fixed64), first in every event gradtrace writes
 STEP = 0x10  # Event field 2 (step, varint): absent when 0 (proto3)
@@ -44,8 +46,7 @@ class Series(NamedTuple):
 def read_scalar(run_dir: str | os.PathLike, tag: str) -> Series:
     """One scalar tag of the run's event files: the float after each occurrence of the tag's
     encoded Summary.Value head, found by a bytes search, and the step of the record it is in."""
-    name = tag.encode()
-    head = b"\x0a" + _varint(len(name)) + name + b"\x15"  # Value.tag, then simple_value's key
+    head = value_head(tag)
     parts = []
     for number, buffer in enumerate(_files(run_dir)):
         data = np.frombuffer(buffer, dtype=np.uint8)
@@ -92,8 +93,7 @@ def _read_group(
     for value in event.summary.value:
         if value.WhichOneof("value") != "simple_value":
             continue
-        name = value.tag.encode()
-        head = b"\x0a" + _varint(len(name)) + name + b"\x15"
+        head = value_head(value.tag)
         at = buffer.find(head, position, first + length)
         if at < 0:  # not where a Value would be: read every record of the group alone
             return _read_each(buffer, starts, length, number, found)
@@ -196,15 +196,6 @@ def _floats(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def _find_all(buffer: bytes, pattern: bytes) -> np.ndarray:
     found = re.finditer(re.escape(pattern), buffer)
     return np.fromiter((match.start() for match in found), dtype=np.int64)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def _varint_length(data: np.ndarray, position: int) -> int:
