@@ -20,7 +20,8 @@ from gradtrace.data import Samples, batches, uniform
 from gradtrace.distributed import World, check_shards
 from gradtrace.errors import ConfigError
 from gradtrace.loggers.reading import read_scalars
-from tests.conftest import REPO, TRAIN_SCRIPT, compose_config, run_cli, run_dirs
+
+from conftest import REPO, TRAIN_SCRIPT, compose_config, run_cli, run_dirs
 
 STEPS = 40
 CASES = {
@@ -39,13 +40,44 @@ TOLERANCE = 1e-6
 
 
 def torchrun(cwd: Path, processes: int, *args: str) -> subprocess.CompletedProcess:
-    """scripts/train.py under torchrun; subprocess.run waits for torchrun, which waits for its
-    processes (and ends them when one fails)."""
-    return subprocess.run(
+    """scripts/train.py under torchrun, to its end."""
+    return finish(start_torchrun(cwd, processes, *args))
+
+
+def resume(cwd: Path, run_dir: str | Path, *overrides: str) -> subprocess.CompletedProcess:
+    """scripts/resume.py, which becomes torchrun (the same process) for a multi-process run."""
+    command = [sys.executable, str(REPO / "scripts" / "resume.py"), str(run_dir), *overrides]
+    return finish(subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True))
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    try:
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        stop(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def start_torchrun(cwd: Path, processes: int, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone",
          f"--nproc_per_node={processes}", str(TRAIN_SCRIPT), *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End the torchrun this test started, if it still runs: SIGTERM first, which torchrun hands
+    on to the processes it started, and which ends them; SIGKILL only if that fails."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def train_both(case: str, factory: pytest.TempPathFactory) -> tuple[Path, Path]:
@@ -146,10 +178,7 @@ def test_a_two_process_run_resumes_with_two(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     done = torchrun(parts, 2, *case, "trainer.steps=20", "hydra.run.dir=run")
     assert done.returncode == 0, done.stderr
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "resume.py"), "run", f"trainer.steps={STEPS}"],
-        cwd=parts, capture_output=True, text=True, timeout=300,
-    )
+    done = resume(parts, "run", f"trainer.steps={STEPS}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "torch.distributed.run" in done.stdout and "--nproc_per_node=2" in done.stdout
     got, expected = read_scalars(parts / "run"), read_scalars(whole / "run")
@@ -181,29 +210,22 @@ def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step(tmp_path: Path
     checkpoints, and the run resumes (with 2 processes) bitwise as the run never stopped."""
     case = [*CASES["mini-batches"][:-1], "trainer.checkpoint.every_steps=20"]
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         str(TRAIN_SCRIPT), *case, "trainer.steps=1000000", f"hydra.run.dir={stopped}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    process = start_torchrun(tmp_path, 2, *case, "trainer.steps=1000000",
+                             f"hydra.run.dir={stopped}")
     try:
         deadline = time.monotonic() + 120
         while not checkpoint.checkpoints(stopped) and time.monotonic() < deadline:
             time.sleep(0.1)
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=60)
+        stdout, stderr = process.communicate(timeout=60)
+        output = stdout + stderr
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(process)
     result = json.loads((stopped / "result.json").read_text())
     assert result["status"] == "interrupted" and result["world_size"] == 2, output
     assert output.count("SIGTERM: stopped after step") >= 1
     steps = result["steps"] + 20
-    done = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "resume.py"), str(stopped), f"trainer.steps={steps}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )
+    done = resume(tmp_path, stopped, f"trainer.steps={steps}")
     assert done.returncode == 0, done.stdout + done.stderr
     done = torchrun(tmp_path, 2, *case, f"trainer.steps={steps}", f"hydra.run.dir={whole}")
     assert done.returncode == 0, done.stderr
