@@ -77,9 +77,10 @@ class SGD(torch.optim.SGD):
         return None
 
     def _plain(self) -> bool:
+        # .get: not every torch release has every flag (fused came in 2.3).
         return all(
-            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"]
-            and not g["foreach"] and not g["fused"] and not g["differentiable"]
+            g["momentum"] == 0 and g["weight_decay"] == 0 and not g.get("maximize")
+            and not g.get("foreach") and not g.get("fused") and not g.get("differentiable")
             and isinstance(g["lr"], (float, int)) and all(p.is_cpu for p in g["params"])
             for g in self.param_groups
         )
