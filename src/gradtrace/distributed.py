@@ -81,7 +81,7 @@ def join(place: World) -> None:
     """Join the other ranks (gloo for CPU tensors, nccl for CUDA ones when there are GPUs), and
     take rank 0's launch as this run's. MASTER_ADDR and MASTER_PORT say where rank 0 listens."""
     global _world, _launch
-    if not place.distributed or dist.is_initialized():
+    if not place.distributed or (dist.is_available() and dist.is_initialized()):
         return
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend, rank=place.rank, world_size=place.size)
@@ -92,7 +92,7 @@ def join(place: World) -> None:
 
 def leave() -> None:
     global _world
-    if dist.is_initialized():
+    if dist.is_available() and dist.is_initialized():  # some builds lack torch.distributed
         dist.destroy_process_group()
     _world = ALONE
 
