@@ -3,8 +3,8 @@
     python scripts/bench.py [--steps 2000] [--repeats 7] [--big] [--commands] [--all]
                             [--insight] [--checkpoints] [--loaders]
 
-For each worked example the same model, data and loss run three ways, interleaved in one process
-so that machine noise hits all three alike:
+For each worked example the same model, data and loss run four ways, interleaved in one process
+so that machine noise hits them alike:
   bare      zero_grad / forward / loss / backward / torch.optim.SGD step, nothing else
   trainer   gradtrace's train() with logger=none (NaN checks and the progress bar included)
   logged    train() writing loss, lr, grad norm and every parameter and gradient element, every
@@ -22,9 +22,9 @@ bare script, start-up, the summary of a sweep of long runs, and 1 process agains
 one gradient check (trainer.grad_check), one explained step (trainer.explain_steps), and the
 landscape picture's losses and drawing, in milliseconds next to the trainer's step.
 
---big adds the same three for a 1,000,000-parameter MLP on mini-batches of 256 from 1,000,000 x
-100 samples, and a linear model on all of them (full batch): tensors above log_elements_max are
-logged as norms and histograms.
+--big adds the same comparison for a 1,000,000-parameter MLP on mini-batches of 256 from
+1,000,000 x 100 samples, and a linear model on all of them (full batch): tensors above
+log_elements_max are logged as norms and histograms.
 
 --checkpoints times saving a checkpoint (gradtrace.checkpoint: the whole run state, torch.save,
 SHA-256, fsync, rename) for the worked examples and an MLP of about 1,000,000 parameters with
