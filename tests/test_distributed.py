@@ -109,6 +109,22 @@ def final_model(run_dir: Path) -> dict[str, torch.Tensor]:
     return checkpoint.read(checkpoint.checkpoints(run_dir)[0])["model"]
 
 
+def assert_same_parameters(run: Path, reference: Path) -> None:
+    """The final parameters (newest checkpoints): bitwise."""
+    for key, value in final_model(reference).items():
+        assert torch.equal(final_model(run)[key], value), key
+
+
+def assert_bitwise_same(run: Path, reference: Path) -> None:
+    """Every logged value of every tag, at the same steps, and the final parameters: bitwise."""
+    got, expected = read_scalars(run), read_scalars(reference)
+    assert set(got) == set(expected)
+    for tag, series in expected.items():
+        assert got[tag].steps.tolist() == series.steps.tolist(), tag
+        assert np.array_equal(got[tag].values, series.values), tag
+    assert_same_parameters(run, reference)
+
+
 def test_two_processes_train_the_same_parameters_as_one(runs) -> None:
     two, one = runs
     (run_two,), (run_one,) = run_dirs(two), run_dirs(one)
@@ -181,12 +197,7 @@ def test_a_two_process_run_resumes_with_two(tmp_path: Path) -> None:
     done = resume(parts, "run", f"trainer.steps={STEPS}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "torch.distributed.run" in done.stdout and "--nproc_per_node=2" in done.stdout
-    got, expected = read_scalars(parts / "run"), read_scalars(whole / "run")
-    for tag, series in expected.items():
-        assert got[tag].steps.tolist() == series.steps.tolist(), tag
-        assert np.array_equal(got[tag].values, series.values), tag
-    for key, value in final_model(whole / "run").items():
-        assert torch.equal(final_model(parts / "run")[key], value), key
+    assert_bitwise_same(parts / "run", whole / "run")
 
 
 def test_a_submitit_job_of_two_tasks_trains_as_torchrun_does(mini_batches, tmp_path: Path) -> None:
@@ -201,8 +212,7 @@ def test_a_submitit_job_of_two_tasks_trains_as_torchrun_does(mini_batches, tmp_p
     assert len(list(job.glob("events.out.tfevents.*"))) == 1
     assert (job / "train.log").read_text().count(f"step 0/{STEPS} ") == 1
     (run_two,) = run_dirs(two)
-    for key, value in final_model(run_two).items():
-        assert torch.equal(final_model(job)[key], value), key
+    assert_same_parameters(job, run_two)
 
 
 def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step(tmp_path: Path) -> None:
@@ -229,12 +239,8 @@ def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step(tmp_path: Path
     assert done.returncode == 0, done.stdout + done.stderr
     done = torchrun(tmp_path, 2, *case, f"trainer.steps={steps}", f"hydra.run.dir={whole}")
     assert done.returncode == 0, done.stderr
-    got, expected = read_scalars(stopped), read_scalars(whole)
-    assert got["loss/train"].steps.tolist() == list(range(steps))
-    for tag, series in expected.items():
-        assert np.array_equal(got[tag].values, series.values), tag
-    for key, value in final_model(whole).items():
-        assert torch.equal(final_model(stopped)[key], value), key
+    assert read_scalars(stopped)["loss/train"].steps.tolist() == list(range(steps))
+    assert_bitwise_same(stopped, whole)
 
 
 # --- in process ------------------------------------------------------------------------------

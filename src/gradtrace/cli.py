@@ -80,11 +80,8 @@ def _submitit_tasks() -> Iterator[None]:
         root = logging.getLogger()
         root.handlers = [h for h in root.handlers if not isinstance(h, logging.FileHandler)]
         root.setLevel(logging.WARNING)
-    distributed.join(place)
-    try:
+    with distributed.session(place):
         yield
-    finally:
-        distributed.leave()
 
 
 def _submitit_environment() -> Any:

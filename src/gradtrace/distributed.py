@@ -98,18 +98,26 @@ def leave() -> None:
 
 
 @contextlib.contextmanager
+def session(place: World) -> Iterator[World]:
+    """Joined with the other ranks inside (`join`), left after, also on an error."""
+    join(place)
+    try:
+        yield place
+    finally:
+        leave()
+
+
+@contextlib.contextmanager
 def joined() -> Iterator[World]:
     """For scripts/train.py under torchrun: join before Hydra names the run folder, and leave at
     the end. Ranks other than 0 ask Hydra for no files of its own (.hydra/, the log file) and
     print only warnings and errors."""
     place = from_env()
-    join(place)
-    if not place.is_main:
-        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
-    try:
+    with session(place):
+        if not place.is_main:
+            sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=none",
+                         "hydra/hydra_logging=none"]
         yield place
-    finally:
-        leave()
 
 
 def check_shards(place: World, samples: int, batch_size: Optional[int]) -> None:
