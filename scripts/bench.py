@@ -44,6 +44,7 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import bench_commands
@@ -77,7 +78,7 @@ def bare_loop(model, loss_fn, optimizer, inputs, targets, steps: int, stream=Non
 
 
 def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
-                  overrides: tuple[str, ...] = ()) -> dict[str, float]:
+                  overrides: Sequence[str] = ()) -> dict[str, float]:
     """Medians of bare, trainer and logged, in microseconds per step. `overrides` replace
     model=<example> (the larger cases); mini-batches come to the bare loop the same way."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
@@ -244,11 +245,8 @@ def bench_checkpoints(repeats: int) -> None:
 
 
 BIG = {  # name: (overrides, steps)
-    "mlp 1M, batch 256": (("model=regressor", "model._target_=__main__.MillionMLP",
-                           "data.samples=1000000", "data.features=100", "data.batch_size=256",
-                           "landscape.enabled=false"), 100),
-    "linear, 1M x 100 full": (("model=regressor", "loss=mse", "data.samples=1000000",
-                               "data.features=100", "landscape.enabled=false"), 20),
+    "mlp 1M, batch 256": (bench_commands.MLP, 100),
+    "linear, 1M x 100 full": (bench_commands.LINEAR, 20),
 }
 
 

@@ -113,12 +113,14 @@ def summary(jobs: int, steps: int, repeats: int) -> dict[str, float]:
     return {"seconds": statistics.median(times), "bytes per step": size / steps}
 
 
+# The larger work (here, and scripts/bench.py --big): bench.MillionMLP is scripts/bench.py's.
+MLP = ["model=regressor", "model._target_=bench.MillionMLP", "data.samples=1000000",
+       "data.features=100", "data.batch_size=256", "landscape.enabled=false"]
+LINEAR = ["model=regressor", "loss=mse", "data.samples=1000000", "data.features=100",
+          "landscape.enabled=false"]
 PROCESS_CASES = {  # name: overrides, steps
-    "linear, 1M x 100 full batch": (["model=regressor", "loss=mse", "data.samples=1000000",
-                                     "data.features=100", "landscape.enabled=false"], 10),
-    "MLP 1M params, batch 256": (["model=regressor", "model._target_=bench.MillionMLP",
-                                  "data.samples=1000000", "data.features=100",
-                                  "data.batch_size=256", "landscape.enabled=false"], 100),
+    "linear, 1M x 100 full batch": (LINEAR, 10),
+    "MLP 1M params, batch 256": (MLP, 100),
 }
 
 
