@@ -10,7 +10,7 @@ so that machine noise hits them alike:
   logged    train() writing loss, lr, grad norm and every parameter and gradient element, every
             step, to a TensorBoard event file (flush and close included in the time), and keeping
             the trajectory for the landscape picture, as a default run does
-  torch SGD logged, with torch.optim.SGD itself instead of optim=sgd's gradtrace.optim.SGD
+  torch SGD logged, with torch.optim.SGD itself instead of optim=sgd's gradtrace.components.optim.SGD
             (bitwise the same steps, without torch's per-step Python overhead): what the logging
             alone costs
 
@@ -26,11 +26,11 @@ landscape picture's losses and drawing, in milliseconds next to the trainer's st
 1,000,000 x 100 samples, and a linear model on all of them (full batch): tensors above
 log_elements_max are logged as norms and histograms.
 
---checkpoints times saving a checkpoint (gradtrace.checkpoint: the whole run state, torch.save,
+--checkpoints times saving a checkpoint (gradtrace.training.checkpoint: the whole run state, torch.save,
 SHA-256, fsync, rename) for the worked examples and an MLP of about 1,000,000 parameters with
 Adam, and what that costs per step at the default interval, trainer.checkpoint.every_steps=1000.
 
---loaders times data=file's reader (gradtrace.files.load_file) on a 1,000,000 x 20 float CSV
+--loaders times data=file's reader (gradtrace.components.files.load_file) on a 1,000,000 x 20 float CSV
 written to a temporary folder, against numpy.loadtxt of the same file, and on the same numbers as
 .parquet and .npz; medians in seconds. --loaders-only skips the trainer's table.
 """
@@ -52,16 +52,16 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from gradtrace import checkpoint
-from gradtrace.build import build_logger, build_run, make_plan
-from gradtrace.config import register
-from gradtrace.data import batches
-from gradtrace.experiment import capture
-from gradtrace.files import load_file
+from gradtrace.training import checkpoint
+from gradtrace.setup.build import build_logger, build_run, make_plan
+from gradtrace.setup.resolvers import register
+from gradtrace.components.data import batches
+from gradtrace.training.experiment import capture
+from gradtrace.components.files import load_file
 from gradtrace.insight.picture import draw
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import NullLogger
-from gradtrace.trainer import train
+from gradtrace.training.loop import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN = REPO / "scripts" / "train.py"
 
 # The regressor worked example written as a user would, without gradtrace: the same data (uniform
-# [0, 1), seed 0), model (an nn.Module like gradtrace.models.Regressor, initialised after the
+# [0, 1), seed 0), model (an nn.Module like gradtrace.components.models.Regressor, initialised after the
 # same seed), loss (nn.L1Loss) and optimiser; it ends with bitwise gradtrace's parameters.
 BARE = """
 import sys, torch

@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gradtrace.build import Run, build_run, make_plan
-from gradtrace.config import register
+from gradtrace.setup.build import Run, build_run, make_plan
+from gradtrace.setup.resolvers import register
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

@@ -1,4 +1,4 @@
-"""gradtrace.checkpoint in process: the file format and its checks, the state it restores, and
+"""gradtrace.training.checkpoint in process: the file format and its checks, the state it restores, and
 what resuming refuses. (Killing and resuming real runs: test_resume.py.)"""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 import torch
 
 import gradtrace
-from gradtrace import checkpoint
-from gradtrace.data import batches, uniform
+from gradtrace.training import checkpoint
+from gradtrace.components.data import batches, uniform
 from gradtrace.errors import ConfigError
 
 

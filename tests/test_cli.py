@@ -46,7 +46,7 @@ def test_config_text_and_hparams_are_in_the_run_folder(cli, tmp_path: Path):
     assert cli("model=linear", "optim.lr=0.02", "trainer.steps=3").returncode == 0
     accumulator = event_accumulator(only_run(tmp_path))
     config_text = accumulator.Tensors("config")[0].tensor_proto.string_val[0].decode()
-    assert "    lr: 0.02" in config_text and "_target_: gradtrace.models.Linear" in config_text
+    assert "    lr: 0.02" in config_text and "_target_: gradtrace.components.models.Linear" in config_text
     content = accumulator.SummaryMetadata(hparams_metadata.SESSION_START_INFO_TAG)
     info = hparams_metadata.parse_session_start_info_plugin_data(content.plugin_data.content)
     hparams = {k: v.string_value or v.number_value for k, v in info.hparams.items()}
@@ -110,7 +110,7 @@ def test_typos_fail_with_hydra_messages(cli, tmp_path: Path, override: str, word
     [
         (["optim.lr=-1"], "optim.lr must be a number > 0 and <= 3.4e38 (float32), got -1"),
         (["optim.lr=abc"], "optim.lr must be a number > 0 and <= 3.4e38 (float32), got 'abc'"),
-        (["+optim.lrr=1"], "optim: gradtrace.optim.SGD takes no argument lrr (did you mean lr?)"),
+        (["+optim.lrr=1"], "optim: gradtrace.components.optim.SGD takes no argument lrr (did you mean lr?)"),
         (["optim=adam", "optim.betas=[0.9,1.5]"], "optim.betas must be two numbers in [0, 1)"),
         (["model=regressor", "data.batch_size=2000"],
          "data.batch_size must be at most the number of training samples (1000), got 2000"),

@@ -11,8 +11,8 @@ import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
-from gradtrace.build import build_logger, make_plan
-from gradtrace.config import folder_suffix
+from gradtrace.setup.build import build_logger, make_plan
+from gradtrace.setup.resolvers import folder_suffix
 from gradtrace.errors import ConfigError
 
 from conftest import CONFIGS, build, compose_config
@@ -157,7 +157,7 @@ def test_unknown_key_names_the_key():
     with pytest.raises(ConfigCompositionException) as info:
         compose_config("trainer.stepz=1")
     assert "Key 'stepz' not in 'TrainerConfig'" in str(info.value.__cause__)
-    with pytest.raises(ConfigError, match=r"^optim: gradtrace\.optim\.SGD takes no argument lrr "
+    with pytest.raises(ConfigError, match=r"^optim: gradtrace\.components\.optim\.SGD takes no argument lrr "
                                           r"\(did you mean lr\?\); it takes lr, momentum, "):
         make_plan(compose_config("+optim.lrr=1"))
 

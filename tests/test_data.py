@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace.data import Samples, as_samples, batches, points, split, uniform
+from gradtrace.components.data import Samples, as_samples, batches, points, split, uniform
 from gradtrace.errors import ConfigError
 
 CPU = torch.device("cpu")
@@ -91,7 +91,7 @@ def test_a_loader_may_return_a_pair_of_arrays():
 @pytest.mark.parametrize(
     "value,message",
     [
-        ("abc", r"^data: my\.load must return gradtrace\.data\.Samples or a pair"),
+        ("abc", r"^data: my\.load must return gradtrace\.components\.data\.Samples or a pair"),
         ((np.ones(4), np.ones(4)), r"^data: my\.load: inputs must have shape \[samples, features\]"),
         ((np.ones((4, 2)), np.ones((4, 1))), r"targets must hold one number per input row \(4\), "
                                              r"got shape \[4, 1\]"),

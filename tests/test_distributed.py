@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace import checkpoint
-from gradtrace.build import build_run, make_plan
-from gradtrace.data import Samples, batches, uniform
-from gradtrace.distributed import World, check_shards
+from gradtrace.training import checkpoint
+from gradtrace.setup.build import build_run, make_plan
+from gradtrace.components.data import Samples, batches, uniform
+from gradtrace.training.distributed import World, check_shards
 from gradtrace.errors import ConfigError
 from gradtrace.loggers.reading import read_scalars
 

@@ -14,7 +14,7 @@ from pyarrow import parquet
 
 import gradtrace
 from gradtrace.errors import ConfigError
-from gradtrace.files import load_file
+from gradtrace.components.files import load_file
 
 from conftest import build, run_cli, run_dirs, scalars
 

@@ -11,10 +11,10 @@ from conftest import REPO
 
 SRC = REPO / "src"
 BELOW_CONFIG = [
-    "gradtrace", "gradtrace.errors", "gradtrace.models", "gradtrace.data", "gradtrace.files",
-    "gradtrace.optim", "gradtrace.probe", "gradtrace.trainer", "gradtrace.loggers",
+    "gradtrace", "gradtrace.errors", "gradtrace.components.models", "gradtrace.components.data", "gradtrace.components.files",
+    "gradtrace.components.optim", "gradtrace.training.probe", "gradtrace.training.loop", "gradtrace.loggers",
     "gradtrace.insight.gradcheck", "gradtrace.insight.explain", "gradtrace.insight.landscape",
-    "gradtrace.insight.trajectory", "gradtrace.report",
+    "gradtrace.insight.trajectory", "gradtrace.training.report",
 ]
 
 

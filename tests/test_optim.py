@@ -1,4 +1,4 @@
-"""gradtrace.optim.SGD (optim=sgd) against torch.optim.SGD: bitwise the same parameters and state
+"""gradtrace.components.optim.SGD (optim=sgd) against torch.optim.SGD: bitwise the same parameters and state
 in every case, its short path (plain gradient descent on CPU) and torch's (everything else)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradtrace.optim import SGD
+from gradtrace.components.optim import SGD
 
 
 def regressor_steps(optimizer_class: type, steps: int = 25, **kwargs: object):

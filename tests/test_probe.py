@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from gradtrace.models import Linear
-from gradtrace.probe import Probe, element_names
+from gradtrace.components.models import Linear
+from gradtrace.training.probe import Probe, element_names
 
 
 def test_element_names():

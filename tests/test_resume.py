@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace import checkpoint
+from gradtrace.training import checkpoint
 from gradtrace.loggers.reading import read_scalars
 
 from conftest import REPO, TRAIN_SCRIPT
@@ -171,7 +171,7 @@ def test_a_stop_signal_ends_the_step_checkpoints_and_resumes(
     name = signal.Signals(signum).name
     steps = newest_step(run_dir)
     assert line.endswith(f"{name}: stopped after step {steps - 1} of {STEPS}, every logged step "
-                         f"and a checkpoint written; resume with: python scripts/resume.py "
+                         f"and a checkpoint written; resume with: gradtrace resume "
                          f"{run_dir}")
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "interrupted" and result["steps"] == steps

@@ -1,4 +1,4 @@
-"""gradtrace.targets, the path every object is built on, and the model contract checked before
+"""gradtrace.setup.targets, the path every object is built on, and the model contract checked before
 step 0: with classes of a user's kind, defined here."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from gradtrace.errors import ConfigError
-from gradtrace.models import check_contract, check_loss
-from gradtrace.targets import Target
+from gradtrace.components.models import check_contract, check_loss
+from gradtrace.setup.targets import Target
 
 
 class Widget:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace.build import build_logger, build_run, make_plan
+from gradtrace.setup.build import build_logger, build_run, make_plan
 from gradtrace.errors import NonFiniteError
 from gradtrace.loggers import NullLogger
-from gradtrace.trainer import train
+from gradtrace.training.loop import train
 
 from conftest import compose_config, event_accumulator, scalars
 
@@ -105,7 +105,7 @@ def test_manual_and_builtin_sgd_equal_torch_sgd_bitwise(model: str):
     if model == "regressor":
         overrides += ["data.batch_size=100"]
     torch_sgd, _ = train_run(None, *overrides, "optim._target_=torch.optim.SGD")
-    for option in ("optim=sgd", "optim=manual"):  # gradtrace.optim.SGD, ManualSGD
+    for option in ("optim=sgd", "optim=manual"):  # gradtrace.components.optim.SGD, ManualSGD
         run, _ = train_run(None, *overrides, option)
         for a, b in zip(torch_sgd.model.parameters(), run.model.parameters()):
             assert torch.equal(a, b), option

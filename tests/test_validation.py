@@ -17,7 +17,7 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch import nn
 
 import gradtrace
-from gradtrace.build import build_run, make_plan
+from gradtrace.setup.build import build_run, make_plan
 from gradtrace.errors import ConfigError
 from gradtrace.sweeps.summary import summarize
 
@@ -354,7 +354,7 @@ def test_optuna_sweep_minimises_val_final_and_the_summary_ranks_by_it(cli, tmp_p
 def test_val_path_with_a_data_option_that_reads_no_file_is_refused():
     with pytest.raises(ConfigError, match=r"data\.val_path") as error:
         make_plan(compose_config("model=regressor", "data.val_path=val.csv"))
-    assert "gradtrace.data.uniform" in str(error.value)
+    assert "gradtrace.components.data.uniform" in str(error.value)
 
 
 def test_val_fraction_and_val_path_together_are_refused():

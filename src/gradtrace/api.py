@@ -4,7 +4,7 @@
     result = gradtrace.run(["model=linear", "optim.lr=0.1"])
     result.final_loss, result.history["loss/train"].values, result.model
 
-`run` composes the same configs as scripts/train.py (gradtrace's configs/, and your own folder of
+`run` composes the same configs as `gradtrace train` (gradtrace's configs, and your own folder of
 options with `config_dir`), from any working directory, writes the same run folder (event file,
 result.json, landscape.png, train.log, .hydra/) and raises the same errors with the same messages.
 """
@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from gradtrace.config import register
-from gradtrace.experiment import run_experiment
+from gradtrace.setup.resolvers import register
+from gradtrace.training.experiment import run_experiment
 from gradtrace.loggers.reading import Series, read_scalars
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"  # the repository's configs/
+CONFIG_MODULE = "gradtrace.configs"  # the repository's configs/, inside the installed package
 
 
 @dataclass
@@ -49,7 +49,7 @@ def run(
     config_dir: str | Path | None = None,
     verbose: bool = True,
 ) -> RunResult:
-    """Train the experiment that `python scripts/train.py OVERRIDES` would, in this process.
+    """Train the experiment that `gradtrace train OVERRIDES` would, in this process.
 
     run_dir: the run folder (created if needed); None: outputs/runs/<time>_<pid>_<overrides>
     under the current folder, as the CLI names it. config_dir: a folder of your own options
@@ -90,7 +90,7 @@ def compose_config(
     extra = []
     if config_dir is not None:
         extra.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=[*overrides, *extra], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)  # for ${now:...} and ${hydra:...} in run.dir
         run_dir = str(cfg.hydra.run.dir)

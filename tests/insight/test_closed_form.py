@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from gradtrace.insight.closed_form import closed_form_grads, has_closed_form
-from gradtrace.models import Linear
+from gradtrace.components.models import Linear
 
 from conftest import build
 

@@ -15,7 +15,7 @@ from typing import Mapping
 import pytest
 import torch
 
-from gradtrace.trainer import train
+from gradtrace.training.loop import train
 
 from conftest import build
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from gradtrace.errors import ConfigError, GradCheckError
 from gradtrace.insight.gradcheck import GradCheck, finite_differences, partial_loss
-from gradtrace.models import Linear, Regressor
+from gradtrace.components.models import Linear, Regressor
 
 from broken_losses import (
     DoubledGradMSE,

@@ -10,11 +10,11 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from gradtrace.build import build_logger
+from gradtrace.setup.build import build_logger
 from gradtrace.errors import ConfigError
 from gradtrace.insight.picture import draw, save_landscape
 from gradtrace.insight.trajectory import Trajectory
-from gradtrace.trainer import train
+from gradtrace.training.loop import train
 
 from conftest import build, event_accumulator, scalars
 

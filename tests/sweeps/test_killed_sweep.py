@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gradtrace import checkpoint
+from gradtrace.training import checkpoint
 
 from conftest import TRAIN_SCRIPT
 from sweep_helpers import job_results, kill_9_when, only_sweep_dir, run_script

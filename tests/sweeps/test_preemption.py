@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gradtrace import checkpoint
+from gradtrace.training import checkpoint
 from gradtrace.loggers.reading import read_scalars
 
 from conftest import TRAIN_SCRIPT

@@ -46,7 +46,7 @@ def test_the_sweep_runs_every_job_and_exits_1(failed_sweep):
     assert len(list(sweep_dir.glob("*/.hydra"))) == 4
     output = result.stdout + result.stderr
     assert "4 jobs: 2 completed, 2 failed" in output
-    assert f"python scripts/rerun_failed.py {sweep_dir.relative_to(failed_sweep[0])}" in output
+    assert f"gradtrace rerun-failed {sweep_dir.relative_to(failed_sweep[0])}" in output
     recorded = json.loads((sweep_dir / "jobs.json").read_text())  # the job list, from the start
     assert recorded["jobs"] == [["model=linear", f"trainer.steps={STEPS}", f"optim.lr={lr}"]
                                 for lr in ("0.005", "0.01", "-1", "2")]
@@ -78,7 +78,7 @@ def test_summary_is_sorted_names_the_best_and_lists_the_failures(failed_sweep):
     assert rows[3]["status"].startswith("failed: step ")
     markdown = (sweep_dir / "summary.md").read_text()
     assert markdown.splitlines()[2].startswith("**Best: job 1 (model=linear trainer.steps=20 optim.lr=0.01)")
-    assert "python scripts/rerun_failed.py" in markdown
+    assert "gradtrace rerun-failed" in markdown
     # Each job to run again, into its own folder.
     assert "model=linear trainer.steps=20 optim.lr=-1 'hydra.run.dir=" in markdown
     assert (sweep_dir / "summary.png").stat().st_size > 10_000
@@ -145,7 +145,7 @@ def test_a_sweep_into_another_sweeps_folder_is_refused(failed_sweep, tmp_path: P
     (line,) = [line for line in output.splitlines() if "already holds" in line]  # one line
     assert line.endswith(f"hydra.sweep.dir={sweep_dir} already holds another sweep's jobs: pick "
                          f"another folder (each start gets its own by default); to complete that "
-                         f"sweep, run python scripts/rerun_failed.py {sweep_dir}")
+                         f"sweep, run gradtrace rerun-failed {sweep_dir}")
     assert sorted(p.name for p in sweep_dir.iterdir()) == before  # nothing of it touched
 
 
@@ -161,15 +161,15 @@ def test_a_summary_that_fails_fails_the_sweep(tmp_path: Path, caplog):
     assert f"could not write the sweep summary of {tmp_path}: IsADirectoryError" in caplog.text
 
 
-def test_reruns_use_this_checkouts_train_script(failed_sweep, tmp_path: Path):
+def test_reruns_use_the_installed_gradtrace_not_a_script_named_in_the_sweep(failed_sweep,
+                                                                            tmp_path: Path):
     _, _, source_sweep = failed_sweep
     sweep_dir = tmp_path / "sweep"
     shutil.copytree(source_sweep, sweep_dir)
     for hydra_file in sweep_dir.glob("*/.hydra/hydra.yaml"):  # as if run from another checkout
         hydra_file.write_text(hydra_file.read_text().replace(str(REPO), "/elsewhere/gradtrace"))
     commands = [rerun_command(job) for job in find_jobs(sweep_dir) if not job.completed]
-    train = REPO / "scripts" / "train.py"
-    assert commands and all(Path(argv[1]).resolve() == train for argv in commands)
+    assert commands and all(argv[1:4] == ["-m", "gradtrace", "train"] for argv in commands)
     assert not any("/elsewhere" in arg for argv in commands for arg in argv)
 
 

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from gradtrace import models
+from gradtrace.components import models
 
 Pullback = Callable[[torch.Tensor], dict[str, torch.Tensor]]  # dL/dpreds [N] -> {name: dL/dparam}
 

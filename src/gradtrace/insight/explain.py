@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from gradtrace.probe import element_names
+from gradtrace.training.probe import element_names
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from torch import nn
 
 from gradtrace.errors import GradCheckError
 from gradtrace.insight.closed_form import closed_form_grads
-from gradtrace.probe import element_names
+from gradtrace.training.probe import element_names
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from torch.func import functional_call
 
 from gradtrace.errors import ConfigError
 from gradtrace.insight.trajectory import Trajectory
-from gradtrace.probe import element_names
+from gradtrace.training.probe import element_names
 
 # Input elements (points x samples x features) per vectorised batch of loss evaluations: a model's
 # first layer makes a float64 intermediate about that size, 64 MB here.

@@ -4,7 +4,7 @@ its last job can still be counted and completed. At the end it writes the sweep'
 nobody has to remember a command, and makes the sweep exit with 1 when a job failed or the
 summary could not be written.
 
-Failed jobs return +inf instead of raising (gradtrace.cli), so that Hydra's sweepers go on with
+Failed jobs return +inf instead of raising (gradtrace.commands.train), so that Hydra's sweepers go on with
 the other jobs and call this at the end; the failure itself is in each job's result.json.
 """
 
@@ -47,7 +47,7 @@ class SweepSummary(Callback):
             error = ConfigError(
                 f"hydra.sweep.dir={sweep_dir} already holds another sweep's jobs: pick another "
                 f"folder (each start gets its own by default); to complete that sweep, run "
-                f"python scripts/rerun_failed.py {sweep_dir}"
+                f"gradtrace rerun-failed {sweep_dir}"
             )
             log.error("%s", error)
             sys.exit(exit_code(error))
@@ -69,7 +69,7 @@ class SweepSummary(Callback):
         if summary.failed:
             for job in summary.failed:
                 log.error("job %d (%s) %s: %s", job.num, job.label, job.status, job.error_line)
-            log.error("complete the sweep: python scripts/rerun_failed.py %s", sweep_dir)
+            log.error("complete the sweep: gradtrace rerun-failed %s", sweep_dir)
             for job in summary.failed:
                 log.info("  which runs: %s", format_command(rerun_command(job)))
             # SystemExit, not an exception: Hydra turns a callback's exceptions into warnings.

@@ -1,8 +1,8 @@
 """The commands that complete a sweep in place: every job that failed, never finished or never
 started runs again in its own folder, resuming from its newest checkpoint when it has one.
 
-Each is a single run of this checkout's scripts/train.py (never a script named in the sweep
-folder, which could be anyone's code) with the job's overrides and config folders, into
+Each is a single run of the installed gradtrace (`python -m gradtrace train`, never a script named
+in the sweep folder, which could be anyone's code) with the job's overrides and config folders, into
 `hydra.run.dir=<its folder>`. They run one after another on this machine, whatever launcher the
 sweep had; a search sweeper (optuna) is not carried over: its trials rerun with the values it
 picked.
@@ -17,10 +17,10 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from gradtrace import checkpoint
+from gradtrace.training import checkpoint
 from gradtrace.sweeps.jobs import Job
 
-TRAIN = Path(__file__).resolve().parents[3] / "scripts" / "train.py"
+TRAIN = ["-m", "gradtrace", "train"]  # this Python's gradtrace, wherever it is installed
 # Hydra overrides that make sense for one run of the job: not where or how a sweep ran it.
 DROP_HYDRA = ("hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweeper", "hydra.sweep.",
               "hydra.run.dir", "hydra.mode")
@@ -30,7 +30,7 @@ def rerun_command(job: Job, python: str = "python") -> list[str]:
     """argv that completes `job` in its own folder."""
     resume = bool(checkpoint.checkpoints(job.folder))
     hydra = _hydra_config(job)
-    argv = [python, *_launcher(job.folder), train_script()]
+    argv = [python, *_launcher(job.folder), *TRAIN]
     for source in hydra.get("runtime", {}).get("config_sources", []):
         if source.get("provider") == "command-line":
             argv += ["--config-dir", source["path"]]
@@ -42,7 +42,7 @@ def rerun_command(job: Job, python: str = "python") -> list[str]:
 
 
 def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable) -> list[str]:
-    """argv that resumes the single run in `run_dir` (scripts/resume.py), `extra` overrides
+    """argv that resumes the single run in `run_dir` (gradtrace resume), `extra` overrides
     added (replacing the run's own for the same keys)."""
     task = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
     keys = {o.partition("=")[0].lstrip("+~") for o in extra}
@@ -65,14 +65,6 @@ def _launcher(run_dir: Path) -> list[str]:
 
 def format_command(argv: list[str]) -> str:
     return shlex.join(argv)
-
-
-def train_script() -> str:
-    """This checkout's scripts/train.py; relative to the current folder when inside it."""
-    try:
-        return str(TRAIN.relative_to(Path.cwd()))
-    except ValueError:
-        return str(TRAIN)
 
 
 def _hydra_config(job: Job) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class JobResult:
     seconds: Optional[float] = None  # wall time of the whole job: checks, build, train, close
     train_seconds: Optional[float] = None  # of which the training loop
     threads: Optional[int] = None  # torch CPU threads the job ran with (in each process)
-    world_size: int = 1  # processes that trained it together (torchrun, gradtrace.distributed)
+    world_size: int = 1  # processes that trained it together (torchrun, gradtrace.training.distributed)
 
     @property
     def objective_value(self) -> Optional[float]:
@@ -51,7 +51,7 @@ class JobResult:
 def objective_of(
     objective: str, final: Optional[float], best: Optional[float], val: Optional[float]
 ) -> Optional[float]:
-    """The value of an objective (gradtrace.config.OBJECTIVES) among a run's losses."""
+    """The value of an objective (gradtrace.setup.schema.OBJECTIVES) among a run's losses."""
     return {"loss/final": final, "loss/best": best, "loss/val_final": val}.get(objective)
 
 

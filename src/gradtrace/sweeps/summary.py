@@ -124,7 +124,7 @@ def write_markdown(summary: Summary, path: Path) -> Path:
             see = f"; see `{job.folder.name}/train.log`" if job.started else ""
             lines.append(f"- job {job.num} ({job.label}): {job.status}: {job.error_line}{see}")
         lines += ["", "Complete the sweep in place (each job in its own folder, from its checkpoint "
-                  "when it has one):", "", f"    python scripts/rerun_failed.py {summary.sweep_dir}",
+                  "when it has one):", "", f"    gradtrace rerun-failed {summary.sweep_dir}",
                   "", "which runs:", ""]
         lines += [f"    {format_command(rerun_command(job))}" for job in summary.failed]
     return write_atomically(path, "\n".join(lines) + "\n")

@@ -141,9 +141,22 @@ class Target:
                 )
 
 
+# Modules that moved into subpackages, under their old names: a user's YAML that says
+# `_target_: gradtrace.models.Linear` keeps working.
+MOVED = {
+    "gradtrace.models.": "gradtrace.components.models.",
+    "gradtrace.data.": "gradtrace.components.data.",
+    "gradtrace.files.": "gradtrace.components.files.",
+    "gradtrace.optim.": "gradtrace.components.optim.",
+}
+
+
 def locate(key: str, path: str) -> Any:
     """The object at the dotted `path` (module.Class, package.module.function, ...); a
     ConfigError naming `key` when it cannot be imported."""
+    for old, new in MOVED.items():
+        if path.startswith(old):
+            path = new + path[len(old):]
     parts = path.split(".")
     if len(parts) < 2 or not all(parts):
         raise ConfigError(f"{key} must be a dotted path such as mypackage.MyModel, got {path!r}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gradtrace.data import Samples, as_samples
+from gradtrace.components.data import Samples, as_samples
 from gradtrace.errors import ConfigError, one_line
 
 SUFFIXES = (".csv", ".parquet", ".npz")

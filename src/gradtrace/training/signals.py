@@ -5,7 +5,7 @@ step, a checkpoint and result.json first. A second Ctrl-C stops at once (Keyboar
 Under submitit (hydra/launcher=slurm, slurm_local), the signal it uses to say a job is about to be
 preempted or to time out (SIGUSR2) is caught the same way; once the run has stopped and saved,
 `pass_on` hands it to submitit, which requeues the job: the requeued job finds its checkpoint and
-goes on from there (gradtrace.cli).
+goes on from there (gradtrace.commands.train).
 """
 
 from __future__ import annotations

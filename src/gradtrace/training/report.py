@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from gradtrace.trainer import TrainResult
+from gradtrace.training.loop import TrainResult
 
 SHOW_PARAMETERS_UP_TO = 20  # elements; larger models are summarised by their loss alone
 

@@ -19,10 +19,10 @@ from torch import nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from gradtrace.data import Batch
+from gradtrace.components.data import Batch
 from gradtrace.errors import NonFiniteError
 from gradtrace.loggers import Logger
-from gradtrace.probe import Probe
+from gradtrace.training.probe import Probe
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Explainer(Protocol):
 
 
 class Checkpointer(Protocol):
-    """Saves the run's state now and then (gradtrace.checkpoint)."""
+    """Saves the run's state now and then (gradtrace.training.checkpoint)."""
 
     def after_step(self, steps_done: int, loss: float, best_loss: float, *, last: bool) -> None:
         ...  # last: the loop ends here (the last step, or a stop signal): save now
@@ -108,7 +108,7 @@ def train(
 
     After each step, `checkpoint` may save the run's state, and once `stop()` is true the loop
     ends (a stop signal: TrainResult.interrupted). `read_loss` turns the loss into the number
-    logged; across processes (gradtrace.distributed) it averages the ranks' losses. A resumed
+    logged; across processes (gradtrace.training.distributed) it averages the ranks' losses. A resumed
     run starts at `start_step` with the loss of its last step and the `best_loss` so far; all
     else it needs is in the objects given.
     """

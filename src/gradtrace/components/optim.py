@@ -48,10 +48,10 @@ def check_adam(args: Mapping[str, Any]) -> None:
 # Keyed by `_target_`, so that they apply to every option that names the class, a user's too.
 CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "torch.optim.SGD": check_sgd,
-    "gradtrace.optim.SGD": check_sgd,
+    "gradtrace.components.optim.SGD": check_sgd,
     "torch.optim.Adam": check_adam,
     "torch.optim.AdamW": check_adam,
-    "gradtrace.optim.ManualSGD": _check_lr,
+    "gradtrace.components.optim.ManualSGD": _check_lr,
 }
 
 

@@ -18,22 +18,22 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gradtrace import data as data_module
-from gradtrace.config import LandscapeConfig, TrainerConfig, validate
-from gradtrace.data import Batch, Samples
-from gradtrace.devices import resolve_device, resolve_threads
-from gradtrace.distributed import ALONE, World, check_shards
+from gradtrace.components import data as data_module
+from gradtrace.setup.schema import LandscapeConfig, TrainerConfig, validate
+from gradtrace.components.data import Batch, Samples
+from gradtrace.setup.devices import resolve_device, resolve_threads
+from gradtrace.training.distributed import ALONE, World, check_shards
 from gradtrace.errors import ConfigError
 from gradtrace.insight.explain import StepExplainer
 from gradtrace.insight.gradcheck import GradCheck
 from gradtrace.insight.landscape import Landscape
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import HParams, Logger, NullLogger
-from gradtrace.models import check_contract, check_loss, evaluating
-from gradtrace.optim import CHECKS as OPTIM_CHECKS
-from gradtrace.probe import Probe
-from gradtrace.targets import Target
-from gradtrace.trainer import LossFn
+from gradtrace.components.models import check_contract, check_loss, evaluating
+from gradtrace.components.optim import CHECKS as OPTIM_CHECKS
+from gradtrace.training.probe import Probe
+from gradtrace.setup.targets import Target
+from gradtrace.training.loop import LossFn
 
 GROUPS = ("model", "data", "loss", "optim", "trainer", "logger")  # for hparams: chosen options
 DATA_KEYS = ("batch_size", "val_fraction", "val_path")  # gradtrace's own, not the loader's
@@ -47,7 +47,7 @@ class Plan:
     trainer: TrainerConfig
     landscape: LandscapeConfig
     seed: int
-    objective: str  # gradtrace.config.OBJECTIVES
+    objective: str  # gradtrace.setup.schema.OBJECTIVES
     model: Target
     data: Target
     val_data: Optional[Target]  # data.val_path: the same loader on another file
@@ -141,7 +141,7 @@ def build_run(plan: Plan, place: World = ALONE) -> Run:
     """Build everything but the logger, in an order that keeps results reproducible: the seed,
     then the data, then the model's initial values. Raises ConfigError.
 
-    Across processes (`place`, gradtrace.distributed) every rank builds the same objects, trains
+    Across processes (`place`, gradtrace.training.distributed) every rank builds the same objects, trains
     on its shard of each batch through DistributedDataParallel, and only rank 0 validates and
     keeps the landscape's path."""
     _check_distributed(plan, place)

@@ -1,6 +1,6 @@
 """One experiment, start to end: check the config, build (or resume from a checkpoint), train,
 always close the logger, draw the landscape, report, and record how it ended in result.json. The
-CLI (scripts/train.py, through gradtrace.cli) and the Python API (gradtrace.run) both run
+CLI (scripts/train.py, through gradtrace.commands.train) and the Python API (gradtrace.run) both run
 experiments through `run_experiment`.
 """
 
@@ -18,12 +18,12 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from gradtrace import checkpoint, distributed
-from gradtrace.build import Plan, Run, build_logger, build_run, make_plan
+from gradtrace.training import checkpoint, distributed
+from gradtrace.setup.build import Plan, Run, build_logger, build_run, make_plan
 from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.loggers import Logger
-from gradtrace.report import summary_lines
-from gradtrace.signals import StopRequest
+from gradtrace.training.report import summary_lines
+from gradtrace.training.signals import StopRequest
 from gradtrace.sweeps.result import (
     COMPLETED,
     FAILED,
@@ -32,7 +32,7 @@ from gradtrace.sweeps.result import (
     objective_of,
     write_result,
 )
-from gradtrace.trainer import TrainResult, train
+from gradtrace.training.loop import TrainResult, train
 
 log = logging.getLogger("gradtrace")
 
@@ -99,7 +99,7 @@ def run_experiment(
         stop.pass_on()  # under submitit, preemption: it requeues the job (and exits) here
         raise Interrupted(
             f"{name}: stopped after step {result.steps - 1} of {plan.trainer.steps}, every logged "
-            f"step and a checkpoint written; resume with: python scripts/resume.py {run_dir}",
+            f"step and a checkpoint written; resume with: gradtrace resume {run_dir}",
             stop.signum,
         )
     return outcome
@@ -172,7 +172,7 @@ def train_plan(
 def capture(
     run: Run, logger: Logger, steps_done: int, loss: float, best: float
 ) -> Optional[dict[str, Any]]:
-    """The state a checkpoint holds after `steps_done` steps (see gradtrace.checkpoint); None on
+    """The state a checkpoint holds after `steps_done` steps (see gradtrace.training.checkpoint); None on
     ranks other than 0, which only hand rank 0 their random number generators' states."""
     rngs = distributed.gather(checkpoint.rng_state(), run.place)  # one per rank
     if rngs is None:
@@ -204,7 +204,7 @@ def resume(run: Run, run_dir: str) -> dict[str, Any]:
     if state["config"] != run.plan.identity:
         raise ConfigError(
             f"trainer.resume=true: {path} was written with another config; a run resumes with its "
-            f"own (only trainer.steps and trainer.checkpoint may change): python scripts/resume.py "
+            f"own (only trainer.steps and trainer.checkpoint may change): gradtrace resume "
             f"{run_dir} reruns it"
         )
     if state.get("world_size", 1) != run.place.size:

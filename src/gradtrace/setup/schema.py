@@ -5,23 +5,19 @@ Hydra checks their types and unknown keys while it composes (each of those YAML 
 one of these dataclasses as its schema, which holds the defaults); ranges are checked in
 `__post_init__`, which runs when `validate` turns the composed config into these objects, before
 anything is built. The groups that name a class (model, data, loss, optim, logger) have no schema
-here: their YAML holds the values, and gradtrace.targets checks them against the class itself,
+here: their YAML holds the values, and gradtrace.setup.targets checks them against the class itself,
 the built-in options and a user's own alike.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Optional
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from gradtrace.distributed import launch
 from gradtrace.errors import ConfigError, require
 from gradtrace.errors import is_finite_number as _finite
 
@@ -60,7 +56,7 @@ class GradCheckConfig:
 
 @dataclass
 class CheckpointConfig:
-    """trainer.checkpoint: the run's whole state, to resume it exactly (gradtrace.checkpoint)."""
+    """trainer.checkpoint: the run's whole state, to resume it exactly (gradtrace.training.checkpoint)."""
 
     # Every every_steps steps, after the last step, and on SIGTERM/SIGINT; 0: only those two.
     every_steps: int = 1000
@@ -92,7 +88,7 @@ class TrainerConfig:
     val_every_steps: int = 100
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     # Continue this run folder (hydra.run.dir) from its newest valid checkpoint: see
-    # scripts/resume.py, which sets both.
+    # gradtrace resume, which sets both.
     resume: bool = False
 
     def __post_init__(self) -> None:
@@ -196,60 +192,6 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "trainer": {"trainer": TrainerConfig},
     "landscape": {"landscape": LandscapeConfig},
 }
-
-FOLDER_NAME_MAX = 80  # characters of the overrides in a run folder's name
-
-
-def folder_suffix(overrides: str) -> str:
-    """`_<overrides>` for a run folder's name, safe as one folder name: quotes and brackets
-    dropped, path separators, spaces and other shell trouble turned into '-', and at most
-    FOLDER_NAME_MAX characters, the rest replaced by a hash of the whole that keeps names apart.
-    The overrides themselves are in the run's .hydra/overrides.yaml."""
-    if not overrides:
-        return ""
-    safe = re.sub(r"[\[\]{}()'\"]", "", overrides)
-    safe = re.sub(r"[^A-Za-z0-9._=,+%@-]+", "-", safe).strip("-.") or "-"
-    if len(safe) > FOLDER_NAME_MAX:
-        digest = hashlib.sha1(overrides.encode()).hexdigest()[:10]
-        safe = f"{safe[: FOLDER_NAME_MAX - 11]}-{digest}"
-    return f"_{safe}"
-
-
-def register_resolvers() -> None:
-    """The resolvers that run and sweep folder names use (configs/train.yaml)."""
-    if not OmegaConf.has_resolver("gradtrace.pid"):
-        # When and by which process the run was started: the process id keeps two runs started
-        # in the same second apart, and in a distributed run both are rank 0's, so that every rank
-        # names the same folder. Cached, like Hydra's `now`: a parallel launcher's worker processes
-        # resolve the sweep folder again, and must get the launching process's values from the
-        # cache Hydra copies into each job's config.
-        OmegaConf.register_new_resolver(
-            "gradtrace.started",
-            lambda pattern: datetime.fromtimestamp(launch().time).strftime(pattern),
-            use_cache=True,
-        )
-        OmegaConf.register_new_resolver("gradtrace.pid", lambda: f"p{launch().pid}", use_cache=True)
-        OmegaConf.register_new_resolver("gradtrace.suffix", folder_suffix)
-
-
-# At import, not only in register(): joblib and submitit workers unpickle the task function, which
-# imports this package, but never run scripts/train.py's `__main__` block; they resolve the job's
-# folder name before the task starts.
-register_resolvers()
-
-
-def register() -> None:
-    """Make the schemas and resolvers known to Hydra; call once before composing a config.
-
-    Schemas are stored as `schema/<group>/<name>`, and each YAML option lists one in its defaults.
-    """
-    register_resolvers()
-    store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainConfig)
-    for group, schemas in SCHEMAS.items():
-        for name, node in schemas.items():
-            store.store(group=f"schema/{group}", name=name, node=node)
-
 
 def validate(cfg: DictConfig) -> TrainConfig:
     """Resolve `cfg` and build the schema objects, which runs every range check. The groups that

@@ -1,5 +1,6 @@
-"""What scripts/train.py runs for each job: the experiment, then an exit code for a single run
-or a number for a sweeper.
+"""`gradtrace train OVERRIDES` (and `python scripts/train.py`, `python -m gradtrace train`): the
+Hydra task that runs each job, the experiment, then an exit code for a single run or a number
+for a sweeper.
 
 A failed run prints one line and exits with 2 (a bad config value or a user's object that cannot
 be built), 3 (NaN/Inf, see optim.lr) or 4 (trainer.grad_check.strict and a gradient disagreed with
@@ -24,16 +25,34 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
+import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gradtrace import checkpoint, distributed
 from gradtrace.errors import Interrupted, exit_code, output_error
-from gradtrace.experiment import describe, run_experiment
+from gradtrace.setup.resolvers import register
+from gradtrace.training import checkpoint, distributed
+from gradtrace.training.experiment import describe, run_experiment
 
 log = logging.getLogger("gradtrace")
+CONFIGS = "pkg://gradtrace.configs"  # configs/ of the repository, inside the installed package
+
+
+def run(argv: list[str], prog: str = "gradtrace train") -> None:
+    """The command line `gradtrace train ARGV`: Hydra's arguments and overrides, as
+    `python scripts/train.py ARGV` takes them. Ends the process with the run's exit code."""
+    register()
+    sys.argv = [prog, *argv]  # what Hydra parses, and the name its --help shows
+    with exit_when_done():  # the run is written: skip the interpreter's slow teardown
+        with distributed.joined():  # under torchrun: join the other processes (alone: nothing)
+            hydra_task()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")
+def hydra_task(cfg: DictConfig) -> float:
+    return main(cfg)
 
 
 def main(cfg: DictConfig) -> float:
@@ -66,7 +85,7 @@ def main(cfg: DictConfig) -> float:
 @contextlib.contextmanager
 def _submitit_tasks() -> Iterator[None]:
     """A submitit job of several tasks (hydra.launcher.tasks_per_node, nodes) is one run on that
-    many processes: join them (gradtrace.distributed), as torchrun's would. Ranks other than 0
+    many processes: join them (gradtrace.training.distributed), as torchrun's would. Ranks other than 0
     keep their log lines out of the job's log file and print only warnings and errors."""
     environment = _submitit_environment()
     if environment is None or environment.num_tasks <= 1 or distributed.world().distributed:

@@ -4,7 +4,7 @@ mini-batches (index slicing of the tensors, not a per-sample DataLoader).
 
 A data option's `_target_` is any function or class that returns `Samples`, or a pair
 (inputs, targets) of tensors, arrays or lists. The worked examples' data below, and
-`gradtrace.files.load_file`, are the first users of that path.
+`gradtrace.components.files.load_file`, are the first users of that path.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def as_samples(value: Any, source: str) -> Samples:
         inputs, targets = (_tensor(v, source) for v in value)
     else:
         raise ConfigError(
-            f"{source} must return gradtrace.data.Samples or a pair (inputs, targets), "
+            f"{source} must return gradtrace.components.data.Samples or a pair (inputs, targets), "
             f"got {type(value).__name__}"
         )
     if inputs.ndim != 2:
