@@ -53,7 +53,8 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from gradtrace.training import checkpoint
-from gradtrace.setup.build import build_logger, build_run, make_plan
+from gradtrace.setup.build import build_logger, build_run
+from gradtrace.setup.plan import make_plan
 from gradtrace.setup.resolvers import register
 from gradtrace.components.data import batches
 from gradtrace.training.experiment import capture

@@ -11,7 +11,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from gradtrace.setup.build import Run, build_run, make_plan
+from gradtrace.setup.build import Run, build_run
+from gradtrace.setup.plan import make_plan
 from gradtrace.setup.resolvers import register
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,7 +11,8 @@ import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
-from gradtrace.setup.build import build_logger, make_plan
+from gradtrace.setup.build import build_logger
+from gradtrace.setup.plan import make_plan
 from gradtrace.setup.resolvers import folder_suffix
 from gradtrace.errors import ConfigError
 
@@ -21,10 +22,20 @@ GROUPS = sorted(p.name for p in CONFIGS.iterdir() if p.is_dir() and p.name != "h
 OPTIONS = [(group, p.stem) for group in GROUPS for p in sorted((CONFIGS / group).glob("*.yaml"))]
 
 
+INSTRUMENT_NEEDS = {  # what makes each built-in instrument apply to a run
+    "histograms": ["trainer.log_elements_max=4"],  # a tensor too large for scalars
+    "validation": ["data.val_fraction=0.5"],
+    "explain": ["trainer.explain_steps=1"],
+}
+
+
 def option_overrides(group: str, option: str, tmp_path: Path) -> list[str]:
     """Overrides that select `option`, plus what it needs to build (data=file: a file)."""
     # The scalar model ignores its inputs, so it fits every data option.
     overrides = [f"{group}={option}"] if group == "model" else ["model=scalar", f"{group}={option}"]
+    if group == "instruments":  # each switched on, on a run it applies to
+        overrides = ["model=regressor", f"instruments=[{option}]",
+                     f"instruments.{option}.every_steps=1", *INSTRUMENT_NEEDS.get(option, [])]
     if (group, option) == ("data", "file"):
         path = tmp_path / "points.csv"
         path.write_text("x,y\n1,2\n3,4\n")
@@ -33,14 +44,16 @@ def option_overrides(group: str, option: str, tmp_path: Path) -> list[str]:
 
 
 def test_every_group_has_options():
-    assert {"model", "data", "loss", "optim", "trainer", "logger"} <= set(GROUPS)
+    assert {"model", "data", "loss", "optim", "trainer", "logger", "instruments"} <= set(GROUPS)
 
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_option_composes_and_builds(group: str, option: str, tmp_path: Path):
     run = build(*option_overrides(group, option, tmp_path))
-    logger = build_logger(run.plan, str(tmp_path), run.probe)
+    logger = build_logger(run.plan, str(tmp_path))
     logger.close()
+    if group == "instruments":
+        assert [m.name for m in run.instruments.mounted] == [option]  # set up on the run
     inputs, targets = next(run.batches)
     assert run.loss_fn(run.model(inputs), targets).ndim == 0
 
@@ -109,7 +122,7 @@ def test_out_of_range_values(override: str, message: str):
 def test_logger_settings_are_checked_before_its_file_exists(tmp_path: Path):
     run = build("logger.flush_every_secs=0")
     with pytest.raises(ConfigError, match=r"^logger\.flush_every_secs must be a finite number > 0"):
-        build_logger(run.plan, str(tmp_path / "run"), run.probe)
+        build_logger(run.plan, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
 

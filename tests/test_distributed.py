@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from gradtrace.training import checkpoint
-from gradtrace.setup.build import build_run, make_plan
+from gradtrace.setup.build import build_run
+from gradtrace.setup.plan import make_plan
 from gradtrace.components.data import Samples, batches, uniform
 from gradtrace.training.distributed import World, check_shards
 from gradtrace.errors import ConfigError

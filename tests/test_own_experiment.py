@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace.setup.build import build_run, make_plan
+from gradtrace.setup.build import build_run
+from gradtrace.setup.plan import make_plan
 from gradtrace.errors import ConfigError
 
 from conftest import REPO, compose_config_from, run_cli, run_dirs, scalars

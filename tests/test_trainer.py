@@ -8,28 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace.setup.build import build_logger, build_run, make_plan
 from gradtrace.errors import NonFiniteError
-from gradtrace.loggers import NullLogger
-from gradtrace.training.loop import train
+from gradtrace.setup.plan import make_plan
+from gradtrace.training.experiment import train_plan
 
 from conftest import compose_config, event_accumulator, scalars
 
 
-def train_run(tmp_path: Path | None, *overrides: str):
-    """Build from the real configs and train; log to tmp_path when given."""
-    cfg = compose_config(*overrides)
-    run = build_run(make_plan(cfg))
-    logger = build_logger(run.plan, str(tmp_path), run.probe) if tmp_path else NullLogger("", [])
-    try:
-        result = train(
-            model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-            probe=run.probe, logger=logger, steps=run.plan.trainer.steps,
-            log_every_steps=run.plan.trainer.log_every_steps,
-        )
-    finally:
-        logger.close()
-    return run, result
+def train_run(run_dir: Path, *overrides: str):
+    """Build from the real configs and train into run_dir, in this process."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    outcome = train_plan(make_plan(compose_config("landscape.enabled=false", *overrides)),
+                         str(run_dir))
+    return outcome, outcome.result
 
 
 @pytest.mark.parametrize("model", ["scalar", "linear", "regressor"])
@@ -73,12 +64,8 @@ def test_large_tensors_are_logged_as_norms_and_histograms(tmp_path: Path):
 
 
 def test_large_tensors_get_histograms(tmp_path: Path):
-    cfg = compose_config("model=regressor", "trainer.log_elements_max=4")
-    run = build_run(make_plan(cfg))
-    logger = build_logger(run.plan, str(tmp_path), run.probe)
-    train(model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-          probe=run.probe, logger=logger, steps=5, histogram_every_steps=2)
-    logger.close()
+    train_run(tmp_path, "model=regressor", "trainer.log_elements_max=4", "trainer.steps=5",
+              "trainer.histogram_every_steps=2")
     histograms = event_accumulator(tmp_path).Tags()["histograms"]
     assert sorted(histograms) == ["grad/params", "param/params"]
     steps = [e.step for e in event_accumulator(tmp_path).Histograms("param/params")]
@@ -86,13 +73,13 @@ def test_large_tensors_get_histograms(tmp_path: Path):
 
 
 @pytest.mark.parametrize("model", ["linear", "regressor"])
-def test_same_seed_same_bits(model: str):
+def test_same_seed_same_bits(model: str, tmp_path: Path):
     overrides = [f"model={model}", "trainer.steps=30"]
     if model == "regressor":
         overrides += ["data.batch_size=64", "optim=adam"]  # shuffled mini-batches too
-    first, _ = train_run(None, *overrides, "seed=7")
-    second, _ = train_run(None, *overrides, "seed=7")
-    other, _ = train_run(None, *overrides, "seed=8")
+    first, _ = train_run(tmp_path / "first", *overrides, "seed=7")
+    second, _ = train_run(tmp_path / "second", *overrides, "seed=7", "logger=none")
+    other, _ = train_run(tmp_path / "other", *overrides, "seed=8")
     pairs = list(zip(first.model.parameters(), second.model.parameters()))
     assert all(torch.equal(a, b) for a, b in pairs)
     assert not all(torch.equal(a, b) for a, b in zip(first.model.parameters(),
@@ -100,13 +87,13 @@ def test_same_seed_same_bits(model: str):
 
 
 @pytest.mark.parametrize("model", ["scalar", "linear", "regressor"])
-def test_manual_and_builtin_sgd_equal_torch_sgd_bitwise(model: str):
+def test_manual_and_builtin_sgd_equal_torch_sgd_bitwise(model: str, tmp_path: Path):
     overrides = [f"model={model}", "trainer.steps=40", "optim.lr=0.0137"]
     if model == "regressor":
         overrides += ["data.batch_size=100"]
-    torch_sgd, _ = train_run(None, *overrides, "optim._target_=torch.optim.SGD")
+    torch_sgd, _ = train_run(tmp_path / "torch", *overrides, "optim._target_=torch.optim.SGD")
     for option in ("optim=sgd", "optim=manual"):  # gradtrace.components.optim.SGD, ManualSGD
-        run, _ = train_run(None, *overrides, option)
+        run, _ = train_run(tmp_path / option, *overrides, option)
         for a, b in zip(torch_sgd.model.parameters(), run.model.parameters()):
             assert torch.equal(a, b), option
 

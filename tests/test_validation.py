@@ -17,7 +17,8 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch import nn
 
 import gradtrace
-from gradtrace.setup.build import build_run, make_plan
+from gradtrace.setup.build import build_run
+from gradtrace.setup.plan import make_plan
 from gradtrace.errors import ConfigError
 from gradtrace.sweeps.summary import summarize
 

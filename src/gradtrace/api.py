@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from gradtrace.setup.resolvers import register
-from gradtrace.training.experiment import run_experiment
+from gradtrace.training.experiment import run_experiment, val_loss
 from gradtrace.loggers.reading import Series, read_scalars
 
 CONFIG_MODULE = "gradtrace.configs"  # the repository's configs/, inside the installed package
@@ -70,7 +70,7 @@ def run(
     return RunResult(
         final_loss=result.final_loss,
         best_loss=result.best_loss,
-        val_loss=result.val_loss,
+        val_loss=val_loss(result),
         objective=outcome.objective,
         steps=result.steps,
         run_dir=folder,

@@ -35,9 +35,10 @@ def explain_first_step(*overrides: str):
     run.optimizer.zero_grad()
     loss = run.loss_fn(run.model(inputs), targets)
     loss.backward()
-    before = run.explainer.before_step(loss.item())
+    explainer = run.instruments["explain"].explainer
+    before = explainer.before_step(loss.item())
     run.optimizer.step()
-    return run.explainer.after_step(0, before, inputs, targets)
+    return explainer.after_step(0, before, inputs, targets)
 
 
 def test_sgd_first_step_matches_the_hand_derivation():
@@ -79,7 +80,7 @@ def test_momentum_first_step_is_plain_then_not():
     run = build(*LINEAR, "optim.momentum=0.9", "trainer.explain_steps=2")
     logger = RecordingLogger()
     train(model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-          probe=run.probe, logger=logger, steps=3, explainer=run.explainer)
+          instruments=run.instruments, logger=logger, steps=3)
     assert [step for step, _, _ in logger.texts] == [0, 1]  # the first K = 2 steps only
     assert all(tag == "explain" for _, tag, _ in logger.texts)
     # Markdown, so the * is escaped. The momentum buffer starts as the gradient itself.
@@ -93,9 +94,6 @@ class RecordingLogger:
     def __init__(self) -> None:
         self.texts: list[tuple[int, str, str]] = []
 
-    def log_step(self, step: int, loss: float, lr: float, values: list[float]) -> None:
-        pass
-
     def log_histograms(self, step: int, tensors: Mapping[str, torch.Tensor]) -> None:
         pass
 
@@ -104,3 +102,6 @@ class RecordingLogger:
 
     def log_text(self, step: int, tag: str, markdown: str) -> None:
         self.texts.append((step, tag, markdown))
+
+    def log_image(self, step: int, tag: str, png: bytes) -> None:
+        pass

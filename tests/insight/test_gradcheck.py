@@ -212,6 +212,9 @@ def test_bad_settings_fail_before_step_0(override: str, message: str):
 
 def test_off_by_default():
     run = build()
-    assert run.grad_check is None and run.explainer is None
+    assert "grad_check" not in run.instruments and "explain" not in run.instruments
     run = build("trainer.grad_check.every_steps=10")
-    assert run.grad_check is not None and not run.grad_check.strict
+    assert run.instruments["grad_check"].check.strict is False
+    # The instruments' own spelling does the same as trainer.grad_check's.
+    run = build("instruments.grad_check.every_steps=10", "instruments.grad_check.strict=true")
+    assert run.instruments["grad_check"].check.strict is True

@@ -10,35 +10,26 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from gradtrace.setup.build import build_logger
 from gradtrace.errors import ConfigError
-from gradtrace.insight.picture import draw, save_landscape
+from gradtrace.insight.picture import draw
 from gradtrace.insight.trajectory import Trajectory
-from gradtrace.training.loop import train
+from gradtrace.setup.plan import make_plan
+from gradtrace.training.experiment import train_plan
 
-from conftest import build, event_accumulator, scalars
+from conftest import build, compose_config, event_accumulator, scalars
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def trained(tmp_path: Path, *overrides: str):
-    """Train with the TensorBoard logger into tmp_path, then compute, draw and log the picture
-    as scripts/train.py does. Returns the run, the landscape data and the figure."""
-    run = build(*overrides)
-    logger = build_logger(run.plan, str(tmp_path), run.probe)
-    try:
-        result = train(
-            model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-            probe=run.probe, logger=logger, steps=run.plan.trainer.steps,
-            log_every_steps=run.plan.trainer.log_every_steps, trajectory=run.trajectory,
-        )
-        data = run.landscape.compute(run.trajectory)
-        png = save_landscape(data, tmp_path)
-        logger.log_image(result.steps - 1, "landscape", png)
-    finally:
-        logger.close()
+    """Train into tmp_path as `gradtrace train` does: its landscape instrument draws the picture
+    and logs it at the end. Returns the trained run, the landscape data (computed again from the
+    instrument's trajectory) and its figure."""
+    outcome = train_plan(make_plan(compose_config(*overrides)), str(tmp_path))
+    instrument = outcome.run.instruments["landscape"]
+    data = instrument.landscape.compute(instrument.trajectory)
     figure, _ = draw(data)
-    return run, data, figure
+    return outcome.run, data, figure
 
 
 def plotted_path(figure) -> np.ndarray:
@@ -99,7 +90,7 @@ def test_linear_random_directions_path_is_the_projection_of_the_logged_parameter
     assert data.params.tolist() == values.tolist()
     # Least squares onto the two directions through the final parameters, redone with numpy.
     final = np.concatenate([p.detach().double().numpy().ravel() for p in run.model.parameters()])
-    landscape = run.landscape
+    landscape = run.instruments["landscape"].landscape
     directions = landscape._random_directions().numpy()  # [2, P]
     expected, *_ = np.linalg.lstsq(directions.T, (values - final).T, rcond=None)
     np.testing.assert_allclose(plotted_path(figure), expected.T, rtol=1e-9, atol=1e-12)
@@ -142,9 +133,10 @@ def test_resolution_and_log_every_steps(tmp_path: Path):
 
 def test_skipped_when_a_tensor_is_not_logged_element_by_element():
     run = build("model=regressor", "trainer.log_elements_max=5")
-    assert run.landscape is None and run.trajectory is None
+    assert "landscape" not in run.instruments
     run = build("model=scalar", "landscape.enabled=false")
-    assert run.landscape is None and run.trajectory is None
+    assert "landscape" not in run.instruments
+    assert "landscape" in build("model=scalar").instruments
 
 
 def test_trajectory_memory_is_bounded_and_keeps_exact_rows():

@@ -19,10 +19,11 @@ def test_the_summary_reads_a_long_runs_loss_curve_as_tensorboard_does(tmp_path: 
     a validation loss every 1000 steps in between, read back by the summary's reader and by
     TensorBoard's."""
     steps = 20_000
-    logger = TensorBoardLogger(str(tmp_path), ["param/w", "grad/w"], flush_every_secs=5.0)
+    logger = TensorBoardLogger(str(tmp_path), flush_every_secs=5.0)
     losses = (1.0 + np.cos(np.arange(steps) / 300.0)) * np.exp(-np.arange(steps) / 5000.0)
     for step in range(steps):
-        logger.log_step(step, float(losses[step]), 0.1, [float(step), -float(step)])
+        logger.log_scalars(step, {"loss/train": float(losses[step]), "optim/lr": 0.1,
+                                  "param/w": float(step), "grad/w": -float(step)})
         if step % 1000 == 0:
             logger.log_scalars(step, {"loss/val": float(losses[step]) / 2})
     logger.close()

@@ -177,6 +177,8 @@ class TrainConfig:
     loss: Any = MISSING
     optim: Any = MISSING
     logger: Any = MISSING
+    # name -> {_target_, every_steps, ...}: what watches each step (gradtrace.training.instruments)
+    instruments: Any = field(default_factory=dict)
     trainer: TrainerConfig = MISSING
     landscape: LandscapeConfig = MISSING
     seed: int = 0

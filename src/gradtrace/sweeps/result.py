@@ -25,6 +25,9 @@ INTERRUPTED = "interrupted"  # a stop signal; a checkpoint holds where it stood
 @dataclass
 class JobResult:
     status: str  # COMPLETED, FAILED or INTERRUPTED
+    # Why the run ended before trainer.steps: "signal" (INTERRUPTED), or an instrument's reason
+    # such as "early_stopping" (COMPLETED); None: it ran every step, or failed.
+    stopped: Optional[str] = None
     error: Optional[str] = None  # the failure's message ("ExceptionType: ..." when unexpected)
     final_loss: Optional[float] = None  # the loss of the last step (completed runs only)
     best_loss: Optional[float] = None
@@ -35,6 +38,8 @@ class JobResult:
     train_seconds: Optional[float] = None  # of which the training loop
     threads: Optional[int] = None  # torch CPU threads the job ran with (in each process)
     world_size: int = 1  # processes that trained it together (torchrun, gradtrace.training.distributed)
+    # Each instrument's own cost: name -> {"seconds": ..., "calls": ...} (all hooks together).
+    instruments: Optional[dict[str, dict[str, float]]] = None
 
     @property
     def objective_value(self) -> Optional[float]:

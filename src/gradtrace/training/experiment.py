@@ -12,17 +12,20 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
 from gradtrace.training import checkpoint, distributed
-from gradtrace.setup.build import Plan, Run, build_logger, build_run, make_plan
+from gradtrace.instruments.checkpoints import Checkpoints
+from gradtrace.setup.build import Run, build_logger, build_run
+from gradtrace.setup.plan import Plan, make_plan
 from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.loggers import Logger
 from gradtrace.training.report import summary_lines
+from gradtrace.training import checkpoint, distributed
 from gradtrace.training.signals import StopRequest
 from gradtrace.sweeps.result import (
     COMPLETED,
@@ -41,7 +44,12 @@ log = logging.getLogger("gradtrace")
 class Outcome:
     plan: Plan
     result: TrainResult
-    model: nn.Module  # trained
+    run: Run  # what was trained: the model, the data, the instruments
+    instrument_costs: dict[str, dict[str, float]]  # name -> its own seconds and calls
+
+    @property
+    def model(self) -> nn.Module:
+        return self.run.model  # trained
 
     @property
     def objective(self) -> float:
@@ -50,8 +58,13 @@ class Outcome:
 
 
 def objective_value(result: TrainResult, objective: str) -> float:
-    value = objective_of(objective, result.final_loss, result.best_loss, result.val_loss)
+    value = objective_of(objective, result.final_loss, result.best_loss, val_loss(result))
     return math.nan if value is None else value
+
+
+def val_loss(result: TrainResult) -> Optional[float]:
+    """The validation loss after the last step (the validation instrument's), if any."""
+    return result.final.get("loss/val")
 
 
 def run_experiment(
@@ -71,16 +84,18 @@ def run_experiment(
         result = outcome.result
         if place.is_main:
             write_result(run_dir, JobResult(
-                INTERRUPTED if result.interrupted else COMPLETED,
+                INTERRUPTED if result.stopped == "signal" else COMPLETED,
+                stopped=result.stopped,
                 final_loss=result.final_loss,
                 best_loss=result.best_loss,
-                val_loss=result.val_loss,
+                val_loss=val_loss(result),
                 objective=plan.objective,
                 steps=result.steps,
                 seconds=time.perf_counter() - start,
                 train_seconds=result.seconds,
                 threads=torch.get_num_threads(),
                 world_size=place.size,
+                instruments=outcome.instrument_costs,
             ))
     except Exception as error:
         if isinstance(error, OSError):  # writing the outputs failed: a world fault, one line
@@ -93,14 +108,15 @@ def run_experiment(
         except OSError:
             pass  # the disk is full or gone: no result.json, rather than a partial one
         raise error from None
-    if result.interrupted:
-        assert stop.signum is not None
-        name = signal.Signals(stop.signum).name
+    if result.stopped == "signal":
+        # Across processes, the rank that was signalled may be another: its signal's code.
+        signum = stop.signum or signal.SIGTERM
+        name = signal.Signals(signum).name
         stop.pass_on()  # under submitit, preemption: it requeues the job (and exits) here
         raise Interrupted(
             f"{name}: stopped after step {result.steps - 1} of {plan.trainer.steps}, every logged "
             f"step and a checkpoint written; resume with: gradtrace resume {run_dir}",
-            stop.signum,
+            signum,
         )
     return outcome
 
@@ -111,69 +127,66 @@ def train_plan(
     stop: Optional[StopRequest] = None,
     place: distributed.World = distributed.ALONE,
 ) -> Outcome:
-    run = build_run(plan, place)  # the remaining checks (data, model contract): before any file
+    run = build_run(plan, run_dir, place)  # the remaining checks (data, model, instruments)
     state = resume(run, run_dir) if plan.trainer.resume else None
-    logger = build_logger(plan, run_dir, run.probe, state["events"] if state else None, place)
+    logger = build_logger(plan, run_dir, state["events"] if state else None, place)
+    stop = stop or StopRequest()
     # Across processes, the ranks average their losses and agree on stopping, at every step.
-    agreement = distributed.StepAgreement(place, stop or (lambda: False)) if place.distributed else None
-    saver = checkpoint.Checkpointer(
-        run_dir,
-        plan.trainer.checkpoint.every_steps,
-        plan.trainer.checkpoint.keep,
+    agreement = distributed.StepAgreement(place, lambda: stop.reason() is not None) \
+        if place.distributed else None
+    # Last, so that each step's checkpoint holds what the others logged (gradtrace.instruments).
+    run.instruments.mount("checkpoints", Checkpoints(
+        run_dir, plan.trainer.checkpoint.every_steps, plan.trainer.checkpoint.keep,
         capture=lambda steps_done, loss, best: capture(run, logger, steps_done, loss, best),
-    )
+    ))
     metrics = ["loss/final", "loss/best"] + (["loss/val_final"] if plan.has_validation else [])
     try:
         if state is None:  # a resumed run's event file has them already
-            logger.log_config(plan.config_yaml, plan.hparams, metrics)
+            # Four-space indent: TensorBoard's text dashboard renders Markdown, this as code.
+            logger.log_text(0, "config", "\n".join("    " + line
+                                                   for line in plan.config_yaml.splitlines()))
+            logger.log_hparams(plan.hparams, metrics)
         result = train(
-            model=run.forward,
+            model=run.model,
+            forward=run.forward,
             loss_fn=run.loss_fn,
             optimizer=run.optimizer,
             batches=run.batches,
-            probe=run.probe,
+            instruments=run.instruments,
             logger=logger,
             steps=plan.trainer.steps,
             log_every_steps=plan.trainer.log_every_steps,
-            histogram_every_steps=plan.trainer.histogram_every_steps,
-            validation=run.validation,
-            val_every_steps=plan.trainer.val_every_steps,
-            grad_check=run.grad_check,
-            explainer=run.explainer,
-            trajectory=run.trajectory,
-            checkpoint=saver,
-            stop=agreement.stop if agreement else stop,
+            stop=_agreed(agreement, stop) if agreement else stop.reason,
+            request_stop=stop.request,
             read_loss=agreement.loss if agreement else torch.Tensor.item,
             start_step=state["step"] if state else 0,
             last_loss=state["loss"] if state else math.nan,
             best_loss=state["best_loss"] if state else math.inf,
         )
-        if result.interrupted:
-            return Outcome(plan, result, run.model)
-        summary = {"loss/final": result.final_loss, "loss/best": result.best_loss}
-        if result.val_loss is not None:
-            summary["loss/val_final"] = result.val_loss
-        logger.log_summary(result.steps - 1, summary)
-        if run.landscape is not None and run.trajectory is not None:
-            # The loss around the path: landscape.png, and the image in TensorBoard. Imported
-            # here: matplotlib takes about 0.5 s to import, paid only by runs that draw.
-            from gradtrace.insight.picture import save_landscape
-
-            png = save_landscape(run.landscape.compute(run.trajectory), run_dir)
-            logger.log_image(result.steps - 1, "landscape", png)
+        if result.stopped != "signal":
+            summary = {"loss/final": result.final_loss, "loss/best": result.best_loss}
+            if val_loss(result) is not None:
+                summary["loss/val_final"] = result.final["loss/val"]
+            logger.log_scalars(result.steps - 1, summary)
     finally:
         logger.close()  # flushes every buffered step, also when training failed
-    if place.is_main:
-        for line in summary_lines(result, run.model, run_dir):
+    outcome = Outcome(plan, result, run, run.instruments.costs())
+    if place.is_main and result.stopped != "signal":
+        for line in summary_lines(result, run.model, run_dir, outcome.instrument_costs):
             log.info("%s", line)
-    return Outcome(plan, result, run.model)
+    return outcome
+
+
+def _agreed(agreement: distributed.StepAgreement, stop: StopRequest) -> Callable[[], Optional[str]]:
+    """Why to stop now, once every rank has heard of it (the ranks stop at the same step)."""
+    return lambda: (stop.reason() or "signal") if agreement.stop() else None
 
 
 def capture(
     run: Run, logger: Logger, steps_done: int, loss: float, best: float
 ) -> Optional[dict[str, Any]]:
-    """The state a checkpoint holds after `steps_done` steps (see gradtrace.training.checkpoint); None on
-    ranks other than 0, which only hand rank 0 their random number generators' states."""
+    """The state a checkpoint holds after `steps_done` steps (see gradtrace.training.checkpoint);
+    None on ranks other than 0, which only hand rank 0 their random number generators' states."""
     rngs = distributed.gather(checkpoint.rng_state(), run.place)  # one per rank
     if rngs is None:
         return None
@@ -187,8 +200,8 @@ def capture(
         "rng": rngs,
         "world_size": run.place.size,
         "batches": checkpoint.batch_state(run.batches),
-        "trajectory": run.trajectory.state_dict() if run.trajectory is not None else None,
-        "events": logger.sync(),  # every step so far written out; where the file stands
+        "instruments": run.instruments.state_dict(),
+        "events": logger.flush(),  # every step so far written out; where the file stands
     }
 
 
@@ -222,8 +235,7 @@ def resume(run: Run, run_dir: str) -> dict[str, Any]:
     rngs = state["rng"]  # one per rank (a dict: written before multi-process runs)
     checkpoint.set_rng_state(rngs[run.place.rank] if isinstance(rngs, list) else rngs)
     checkpoint.set_batch_state(run.batches, state["batches"])
-    if run.trajectory is not None and state["trajectory"] is not None:
-        run.trajectory.load_state_dict(state["trajectory"])
+    run.instruments.load_state_dict(state.get("instruments") or {})
     log.info("resuming from %s: %d of %d steps done", path, state["step"], run.plan.trainer.steps)
     return state
 

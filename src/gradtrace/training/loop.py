@@ -1,9 +1,10 @@
-"""The training loop: zero_grad, forward, loss, backward, log, step. All of it is in `train`.
+"""The training loop: zero_grad, forward, loss, backward, measure, step. All of it is in `train`.
 
-Optional parts plug in with a line or two each, named here by what the loop calls (small
-protocols), not by the classes that happen to implement them: a validation loss, a gradient check
-between backward and step (gradtrace.insight.gradcheck), a step explanation around the step
-(insight.explain), and the trajectory the landscape picture draws (insight.trajectory)."""
+What changes the update stays here, in order. What only watches a step is an instrument
+(gradtrace.training.instruments): element logging, histograms, validation, the gradient check,
+the explanation, the landscape's path, checkpoints and a user's own, each called on its own due
+steps with a read-only view of the step. The loop hands their numbers to the logger.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Protocol
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -21,47 +22,11 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from gradtrace.components.data import Batch
 from gradtrace.errors import NonFiniteError
-from gradtrace.loggers import Logger
-from gradtrace.training.probe import Probe
+from gradtrace.training.instruments import Instruments, Sink, StepView
 
 log = logging.getLogger(__name__)
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (preds [B], targets [B]) -> []
-
-
-class GradChecker(Protocol):
-    """Compares the gradients about to be applied with references (insight.gradcheck)."""
-
-    def due(self, step: int) -> bool: ...
-
-    def check(self, step: int, inputs: torch.Tensor, targets: torch.Tensor) -> Any: ...
-
-    def enforce(self, report: Any) -> None: ...  # strict: raises GradCheckError
-
-
-class Explainer(Protocol):
-    """Describes what one optimiser step did (insight.explain)."""
-
-    def due(self, step: int) -> bool: ...
-
-    def before_step(self, loss: float) -> Any: ...
-
-    def after_step(
-        self, step: int, before: Any, inputs: torch.Tensor, targets: torch.Tensor
-    ) -> Any: ...  # has .markdown()
-
-
-class Checkpointer(Protocol):
-    """Saves the run's state now and then (gradtrace.training.checkpoint)."""
-
-    def after_step(self, steps_done: int, loss: float, best_loss: float, *, last: bool) -> None:
-        ...  # last: the loop ends here (the last step, or a stop signal): save now
-
-
-class Recorder(Protocol):
-    """Keeps the logged rows (insight.trajectory)."""
-
-    def record(self, step: int, values: list[float]) -> None: ...
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (preds, targets) -> []
 
 
 @dataclass
@@ -70,8 +35,8 @@ class TrainResult:
     best_loss: float
     steps: int  # completed optimiser steps
     seconds: float
-    val_loss: Optional[float] = None  # on every validation sample, after the last step
-    interrupted: bool = False  # a stop signal ended it after `steps` steps
+    stopped: Optional[str] = None  # None: every step ran; else why it ended early ("signal", ...)
+    final: dict[str, float] = field(default_factory=dict)  # what the instruments logged at the end
 
 
 def train(
@@ -80,39 +45,35 @@ def train(
     loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
     batches: Iterator[Batch],
-    probe: Probe,
-    logger: Logger,
+    instruments: Instruments,
+    logger: Sink,
     steps: int,
     log_every_steps: int = 1,
-    histogram_every_steps: int = 100,
-    validation: Optional[Callable[[], float]] = None,
-    val_every_steps: int = 100,
-    grad_check: Optional[GradChecker] = None,
-    explainer: Optional[Explainer] = None,
-    trajectory: Optional[Recorder] = None,
-    checkpoint: Optional[Checkpointer] = None,
-    stop: Optional[Callable[[], bool]] = None,
+    forward: Optional[nn.Module] = None,
+    stop: Callable[[], Optional[str]] = lambda: None,
+    request_stop: Callable[[str], None] = lambda reason: None,
     read_loss: Callable[[torch.Tensor], float] = torch.Tensor.item,
     start_step: int = 0,
     last_loss: float = math.nan,
     best_loss: float = math.inf,
 ) -> TrainResult:
-    """Run `steps` optimiser steps and hand every `log_every_steps`-th step to `logger`.
+    """Run optimiser steps `start_step` .. `steps - 1`; log loss/train and optim/lr every
+    `log_every_steps`-th step, and whatever the instruments measure on their due steps.
 
     What step k logs is what step k computed with: the loss of the parameters before the k-th
     update, those parameters, and that loss's gradients. So for plain SGD the logged numbers obey
     param[k+1] = param[k] - lr * grad[k], and TensorBoard alone is enough to check an update.
-    `validation()` is the loss on the validation samples, logged as loss/val at steps 0,
-    val_every_steps, ... (with the same parameters as that step's loss) and at step `steps`, after
-    the last update. `trajectory` keeps the logged rows for the landscape picture.
 
-    After each step, `checkpoint` may save the run's state, and once `stop()` is true the loop
-    ends (a stop signal: TrainResult.interrupted). `read_loss` turns the loss into the number
-    logged; across processes (gradtrace.training.distributed) it averages the ranks' losses. A resumed
-    run starts at `start_step` with the loss of its last step and the `best_loss` so far; all
-    else it needs is in the objects given.
+    `forward` is what computes the predictions (the model, or its DistributedDataParallel
+    wrapper). After each step `stop()` says whether to end now, and why (a signal, or an
+    instrument's `request_stop`, which comes through `request_stop`). `read_loss` turns the
+    loss into the number logged; across processes it averages the ranks' losses. A resumed run
+    starts at `start_step` with the loss of its last step and the `best_loss` so far.
     """
+    forward = forward or model
+    view = StepView(model, optimizer, request_stop)
     loss_value = last_loss
+    stopped: Optional[str] = None
     report_every = max(1, steps // 10)  # about ten console lines per run
     start = time.perf_counter()
     # The bar shows only on a terminal, and only once a run has taken two seconds; log lines
@@ -122,68 +83,45 @@ def train(
         for step in range(start_step, steps):
             inputs, targets = next(batches)
             optimizer.zero_grad()
-            preds = model(inputs)  # [B]
+            preds = forward(inputs)
             loss = loss_fn(preds, targets)  # []
             loss.backward()
 
-            # Read loss, parameters and gradients now, between backward() and step(): the
-            # parameters are still the ones this loss was computed with.
             loss_value = read_loss(loss)
-            values = probe.read()
+            row: dict[str, float] = {}
             if step % log_every_steps == 0:
-                logger.log_step(step, loss_value, optimizer.param_groups[0]["lr"], values)
-                if trajectory is not None:
-                    trajectory.record(step, values)
-            if not probe.all_finite(loss_value, values):
-                raise NonFiniteError(_describe_nonfinite(step, loss_value, probe, values))
-            if probe.large and step % histogram_every_steps == 0:
-                logger.log_histograms(step, probe.histograms())
-            if validation is not None and step % val_every_steps == 0:
-                logger.log_scalars(step, {"loss/val": validation()})
-            if grad_check is not None and grad_check.due(step):
-                # Autograd vs. finite differences and closed forms, on a float64 copy of the model.
-                report = grad_check.check(step, inputs, targets)
-                logger.log_scalars(step, report.scalars())
-                grad_check.enforce(report)  # strict: GradCheckError names parameter and values
-
-            explaining = explainer if explainer is not None and explainer.due(step) else None
-            if explaining is not None:
-                before = explaining.before_step(loss_value)  # copies: step() changes both
-            optimizer.step()
-            if explaining is not None:
-                explanation = explaining.after_step(step, before, inputs, targets)
-                logger.log_text(step, "explain", explanation.markdown())
-
+                row["loss/train"] = loss_value
+                row["optim/lr"] = optimizer.param_groups[0]["lr"]
             if loss_value < best_loss:
                 best_loss = loss_value
+            # Measured between backward() and step(): the parameters are still the ones this
+            # loss was computed with, and .grad holds its gradients.
+            view.step, view.loss, view.loss_value, view.best_loss = step, loss, loss_value, best_loss
+            view.inputs, view.targets, view.preds = inputs, targets, preds
+            try:
+                instruments.measure(view, row, logger)  # may stop the run: a NaN gradient
+            finally:
+                if row:  # logged before the step, so that a checkpoint after it holds it
+                    logger.log_scalars(step, row)
+            if not math.isfinite(loss_value):
+                raise NonFiniteError(
+                    f"step {step}: non-finite value before the optimiser step: loss = "
+                    f"{loss_value}. The steps before it are logged; a smaller optim.lr may help."
+                )
+            optimizer.step()
+
             bar.update()
             if step % report_every == 0 or step == steps - 1:
                 log.info("step %d/%d  loss %.6g", step, steps, loss_value)
-            # Checkpoint after the update, before the next step reads anything: a resumed run
-            # goes on from exactly here.
-            stopping = stop is not None and stop()
-            if checkpoint is not None:
-                last = stopping or step == steps - 1
-                checkpoint.after_step(step + 1, loss_value, best_loss, last=last)
-            if stopping:
-                seconds = time.perf_counter() - start
-                return TrainResult(loss_value, best_loss, step + 1, seconds, interrupted=True)
+            # After the update, before the next step reads anything (checkpoints: a resumed run
+            # goes on from exactly here).
+            instruments.after_step(view, logger)
+            stopped = stop()
+            if stopped is not None:
+                break
     seconds = time.perf_counter() - start
-    val_loss = None
-    if validation is not None:  # the trained model: after the last update
-        val_loss = validation()
-        logger.log_scalars(steps, {"loss/val": val_loss})
-        log.info("step %d/%d  validation loss %.6g", steps, steps, val_loss)
-    return TrainResult(loss_value, best_loss, steps, seconds, val_loss)
-
-
-def _describe_nonfinite(step: int, loss: float, probe: Probe, values: list[float]) -> str:
-    bad = {"loss": loss} if not math.isfinite(loss) else {}
-    bad.update(probe.nonfinite(values))
-    shown = ", ".join(f"{name} = {value}" for name, value in list(bad.items())[:5])
-    more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    return (
-        f"step {step}: non-finite value before the optimiser step: {shown}{more}. "
-        f"The steps before it are logged (and this one, if it was a logged step); "
-        f"a smaller optim.lr may help."
-    )
+    done = view.step + 1 if view.step >= 0 else start_step
+    # Once at the end, on the model as trained: a validation after the last update, a picture.
+    view.step, view.stopped = done, stopped
+    final = instruments.finish(view, logger)
+    return TrainResult(loss_value, best_loss, done, seconds, stopped, final)

@@ -20,14 +20,21 @@ REQUEUE_HANDLER = "checkpoint_and_try_requeue"  # submitit's handler of its pree
 
 
 class StopRequest:
-    """Callable: True once a stop signal has arrived. `signum` says which."""
+    """Why the run should stop after its current step: "signal" once a stop signal has arrived
+    (`signum` says which), or the reason an instrument gave; None: go on. One path for both."""
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
+        self.requested: Optional[str] = None  # an instrument's reason, e.g. "early_stopping"
         self.requeue_signals: list[int] = []
 
-    def __call__(self) -> bool:
-        return self.signum is not None
+    def reason(self) -> Optional[str]:
+        return "signal" if self.signum is not None else self.requested
+
+    def request(self, reason: str) -> None:
+        """An instrument's stop (StepView.request_stop); the first reason given stands."""
+        if self.requested is None:
+            self.requested = reason
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum == signal.SIGINT and signum == signal.SIGINT:

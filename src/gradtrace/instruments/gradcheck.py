@@ -1,0 +1,49 @@
+"""grad_check: autograd's gradients against central finite differences (float64) and, for the
+built-in models and losses, the closed forms (gradtrace.insight.gradcheck), on the due steps.
+Logs grad_check/<fd|closed_form>/<abs_error|rel_error>/<param> and grad_check/kink_samples.
+
+strict: a gradient that disagrees fails the run with GradCheckError (exit 4), right after its
+step, its errors logged first; otherwise a warning."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from gradtrace.errors import ConfigError
+from gradtrace.insight.gradcheck import GradCheck, GradCheckReport
+from gradtrace.training.instruments import RunContext, StepView
+
+
+class GradientCheck:
+    tag_prefix = ""  # its keys are grad_check/...
+
+    def __init__(self, tolerance: float, abs_tolerance: float, step_size: float,
+                 strict: bool) -> None:
+        self.settings = dict(tolerance=tolerance, abs_tolerance=abs_tolerance,
+                             step_size=step_size, strict=strict)
+        self.report: Optional[GradCheckReport] = None
+
+    def setup(self, context: RunContext) -> None:
+        if not context.is_main or _several_processes(context):
+            raise ConfigError(
+                "trainer.grad_check.every_steps needs a single process (it recomputes one "
+                "process's gradients on its own data): set trainer.grad_check.every_steps=0 or "
+                "run without torchrun"
+            )
+        self.check = GradCheck(context.model, context.loss_fn, every_steps=1, **self.settings)
+
+    def measure(self, view: StepView) -> dict[str, float]:
+        # On a float64 copy of the model: the real one and its .grad are not touched.
+        self.report = self.check.check(view.step, view.inputs, view.targets)
+        return self.report.scalars()
+
+    def after_step(self, view: StepView) -> None:
+        report, self.report = self.report, None
+        if report is not None:
+            self.check.enforce(report)  # strict: GradCheckError names parameter and values
+
+
+def _several_processes(context: RunContext) -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

@@ -1,0 +1,68 @@
+"""landscape: the optimiser's path (every parameter element at each due step, kept in memory,
+bounded) and, at the end, the loss around it: landscape.png in the run folder and the image
+`landscape` in TensorBoard (gradtrace.insight.landscape, .picture). Drawn when every parameter
+tensor has at most `max_elements` elements, as for the worked examples; other runs skip it with
+a line saying why. The keys: the `landscape` config group (gradtrace.setup.schema)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from torch._utils import _flatten_dense_tensors
+
+from gradtrace.insight.landscape import Landscape
+from gradtrace.insight.trajectory import Trajectory
+from gradtrace.training.instruments import RunContext, StepView
+from gradtrace.training.probe import element_names
+
+log = logging.getLogger(__name__)
+
+
+class LandscapePath:
+    tag_prefix = ""
+
+    def __init__(self, enabled: bool, max_elements: int, resolution: int,
+                 axes: Optional[list[str]], margin: float, max_samples: int) -> None:
+        self.enabled = enabled
+        self.max_elements = max_elements
+        self.settings = dict(resolution=resolution, axes=axes, margin=margin,
+                             max_samples=max_samples)
+
+    def setup(self, context: RunContext) -> bool:
+        if not self.enabled or not context.is_main:
+            return False
+        named = [(n, p) for n, p in context.model.named_parameters() if p.requires_grad]
+        large = [n for n, p in named if p.numel() > self.max_elements]
+        if large:
+            log.info("landscape: skipped, as %s has more than trainer.log_elements_max=%d "
+                     "elements (the picture draws every parameter element's path)",
+                     ", ".join(large), self.max_elements)
+            return False
+        data = context.train_data
+        self.landscape = Landscape(
+            context.model, context.loss_fn, data.inputs.to(context.device),
+            data.targets.to(context.device), seed=context.seed, **self.settings,
+        )
+        self.params = [p.detach() for _, p in named]  # share memory: always current
+        columns = [f"param/{e}" for n, p in named for e in element_names(n, p.shape)]
+        self.trajectory = Trajectory(columns)
+        self.run_dir = context.run_dir
+        return True
+
+    def measure(self, view: StepView) -> None:
+        self.trajectory.record(view.step, _flatten_dense_tensors(self.params).tolist())
+
+    def finish(self, view: StepView) -> Optional[dict[str, bytes]]:
+        if view.interrupted:
+            return None
+        # Imported here: matplotlib takes about 0.5 s to import, paid only by runs that draw.
+        from gradtrace.insight.picture import save_landscape
+
+        return {"landscape": save_landscape(self.landscape.compute(self.trajectory), self.run_dir)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.trajectory.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.trajectory.load_state_dict(state)
