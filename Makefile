@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 ARGS   ?=
 
-.PHONY: setup train test bench clean
+.PHONY: setup train test test-fast bench clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
@@ -17,10 +17,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 train: setup    ## a default training run (the scalar worked example); pass overrides with ARGS="..."
-	$(BIN)/python scripts/train.py $(ARGS)
+	$(BIN)/gradtrace train $(ARGS)
 
-test: setup     ## the whole test suite
+test: setup     ## the whole test suite: the quick tier and the slow one (processes, servers)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: setup  ## the quick tier while editing: in-process tests only, under a minute
+	$(BIN)/python -m pytest -m "not slow" --dist load $(ARGS)
 
 bench: setup    ## every figure of README's benchmark table, in one run (many minutes)
 	$(BIN)/python scripts/bench.py --all $(ARGS)

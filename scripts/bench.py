@@ -45,26 +45,26 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import bench_commands
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 
-from gradtrace.training import checkpoint
-from gradtrace.setup.build import build_logger, build_run
-from gradtrace.setup.plan import make_plan
-from gradtrace.setup.resolvers import register
 from gradtrace.components.data import batches
-from gradtrace.training.experiment import capture
 from gradtrace.components.files import load_file
 from gradtrace.insight.picture import draw
-from gradtrace.insight.trajectory import Trajectory
 from gradtrace.loggers import NullLogger
+from gradtrace.setup.build import build_instruments, build_logger, build_run
+from gradtrace.setup.plan import make_plan
+from gradtrace.setup.resolvers import register
+from gradtrace.training import checkpoint
+from gradtrace.training.experiment import capture
 from gradtrace.training.loop import train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_MODULE = "gradtrace.configs"
 
 
 def bare_loop(model, loss_fn, optimizer, inputs, targets, steps: int, stream=None) -> None:
@@ -82,7 +82,7 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
                   overrides: Sequence[str] = ()) -> dict[str, float]:
     """Medians of bare, trainer and logged, in microseconds per step. `overrides` replace
     model=<example> (the larger cases); mini-batches come to the bare loop the same way."""
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         chosen = list(overrides) or [f"model={example}"]
         cfg = compose("train", overrides=[*chosen, f"trainer.steps={steps}"])
     run = build_run(make_plan(cfg))
@@ -92,16 +92,23 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
     lr = run.optimizer.param_groups[0]["lr"]
     times: dict[str, list[float]] = {"bare": [], "trainer": [], "logged": [], "torch SGD": []}
 
-    def timed_train(logger, trajectory: Trajectory | None = None, optimizer=None) -> float:
+    # trainer: only the element instrument's NaN/Inf check, nothing logged; logged: the default
+    # instruments (on these runs: every element, and the landscape's path) into an event file.
+    only_checks = replace(plan, instruments={"elements": plan.instruments["elements"]})
+
+    def timed_train(logger, logged: bool = True, optimizer=None) -> float:
         run.model.load_state_dict(initial)
+        instruments = build_instruments(plan if logged else only_checks, run.context)
         start = time.perf_counter()
         train(
             model=run.model, loss_fn=run.loss_fn, optimizer=optimizer or run.optimizer,
-            batches=run.batches, probe=run.probe, logger=logger, steps=steps,
-            trajectory=trajectory,
+            batches=run.batches, instruments=instruments, logger=logger, steps=steps,
         )
         logger.close()
-        return time.perf_counter() - start
+        # Less the landscape's computation and picture at the end (timed by --insight): the
+        # per-step cost of watching, as a default run pays it.
+        picture = instruments.costs().get("landscape", {}).get("hooks", {}).get("finish", 0.0)
+        return time.perf_counter() - start - picture
 
     for repeat in range(repeats):
         run.model.load_state_dict(initial)
@@ -111,14 +118,12 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
         start = time.perf_counter()
         bare_loop(run.model, run.loss_fn, optimizer, inputs, targets, steps, stream)
         times["bare"].append(time.perf_counter() - start)
-        times["trainer"].append(timed_train(NullLogger("", [])))
-        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}"), run.probe)
-        trajectory = Trajectory(run.probe.columns) if run.trajectory is not None else None
-        times["logged"].append(timed_train(logger, trajectory))
-        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}-torch"), run.probe)
-        trajectory = Trajectory(run.probe.columns) if run.trajectory is not None else None
+        times["trainer"].append(timed_train(NullLogger(""), logged=False))
+        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}"))
+        times["logged"].append(timed_train(logger))
+        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}-torch"))
         torch_sgd = torch.optim.SGD(run.model.parameters(), lr=lr)
-        times["torch SGD"].append(timed_train(logger, trajectory, torch_sgd))
+        times["torch SGD"].append(timed_train(logger, optimizer=torch_sgd))
     return {name: statistics.median(t) / steps * 1e6 for name, t in times.items()}
 
 
@@ -126,13 +131,16 @@ def bench_insight(example: str, repeats: int) -> dict[str, float]:
     """Median milliseconds of one gradient check, one explained step (the optimiser's step
     included), and the landscape's losses and picture after a 100-step run."""
     overrides = [f"model={example}", "trainer.grad_check.every_steps=1", "trainer.explain_steps=1"]
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     run = build_run(make_plan(cfg))
     train(
         model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-        probe=run.probe, logger=NullLogger("", []), steps=100, trajectory=run.trajectory,
+        instruments=run.instruments, logger=NullLogger(""), steps=100,
     )  # a real path for the landscape
+    grad_check = run.instruments["grad_check"].check
+    explainer = run.instruments["explain"].explainer
+    landscape = run.instruments["landscape"]
     inputs, targets = next(run.batches)
     state = copy.deepcopy(run.model.state_dict())
     times: dict[str, list[float]] = {"grad check": [], "explained step": [], "landscape": [],
@@ -142,16 +150,16 @@ def bench_insight(example: str, repeats: int) -> dict[str, float]:
         loss = run.loss_fn(run.model(inputs), targets)
         loss.backward()
         start = time.perf_counter()
-        run.grad_check.check(0, inputs, targets)
+        grad_check.check(0, inputs, targets)
         times["grad check"].append(time.perf_counter() - start)
         start = time.perf_counter()
-        before = run.explainer.before_step(loss.item())
+        before = explainer.before_step(loss.item())
         run.optimizer.step()
-        run.explainer.after_step(0, before, inputs, targets)
+        explainer.after_step(0, before, inputs, targets)
         times["explained step"].append(time.perf_counter() - start)
         run.model.load_state_dict(state)
         start = time.perf_counter()
-        data = run.landscape.compute(run.trajectory)
+        data = landscape.landscape.compute(landscape.trajectory)
         times["landscape"].append(time.perf_counter() - start)
         start = time.perf_counter()
         draw(data)
@@ -221,7 +229,7 @@ def bench_checkpoints(repeats: int) -> None:
           f"{'per step us':>12} {'of a step':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in cases.items():
-            with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
                 cfg = compose("train", overrides=[*overrides, "logger=none"])
             run = build_run(make_plan(cfg))
             inputs, targets = next(run.batches)
@@ -231,7 +239,7 @@ def bench_checkpoints(repeats: int) -> None:
                 start = time.perf_counter()
                 bare_loop(run.model, run.loss_fn, run.optimizer, inputs, targets, 20)
                 step_times.append((time.perf_counter() - start) / 20)
-            logger, folder = NullLogger(tmp, []), Path(tmp) / name.replace(" ", "_")
+            logger, folder = NullLogger(tmp), Path(tmp) / name.replace(" ", "_")
             folder.mkdir()
             save_times = []
             for k in range(repeats):

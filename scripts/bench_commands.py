@@ -96,11 +96,13 @@ def summary(jobs: int, steps: int, repeats: int) -> dict[str, float]:
             folder = sweep / f"{num}_optim.lr={num}"
             (folder / ".hydra").mkdir(parents=True)
             (folder / ".hydra" / "overrides.yaml").write_text(f"- optim.lr={num}\n")
-            logger = TensorBoardLogger(str(folder), columns, flush_every_secs=5.0)
+            logger = TensorBoardLogger(str(folder), flush_every_secs=5.0)
             losses = np.exp(-np.arange(steps) / steps * (num + 1))
             rows = rng.random((steps, len(columns))).tolist()
+            tags = ["loss/train", "optim/lr", "grad_norm/total", *columns]
             for step in range(steps):
-                logger.log_step(step, float(losses[step]), 0.01, rows[step])
+                logger.log_scalars(step, dict(zip(tags, [float(losses[step]), 0.01, 1.0,
+                                                         *rows[step]])))
             logger.close()
             write_result(folder, JobResult(COMPLETED, final_loss=float(losses[-1]),
                                            best_loss=float(losses[-1]), steps=steps))

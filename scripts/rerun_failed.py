@@ -1,4 +1,4 @@
-"""python scripts/rerun_failed.py ...: the same as `gradtrace rerun-failed ...` (gradtrace.commands.rerun_failed)."""
+"""python scripts/rerun_failed.py ...: the same as `gradtrace rerun-failed ...`."""
 
 import sys
 

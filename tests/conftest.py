@@ -22,6 +22,19 @@ TRAIN_SCRIPT = REPO / "scripts" / "train.py"
 register()
 
 
+@pytest.fixture(autouse=True)
+def _quick_tests_start_no_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The quick tier (pytest -m "not slow") is in-process: a test that starts a process (the
+    CLI, torchrun, tensorboard) must carry @pytest.mark.slow, and this makes it say so."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{request.node.nodeid} starts a process: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
 def compose_config(*overrides: str) -> DictConfig:
     """The config `python scripts/train.py OVERRIDES` would run with."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):

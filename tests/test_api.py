@@ -20,6 +20,7 @@ from conftest import scalars
 LINEAR = ["model=linear", "model.weight=[[0.5,0.5,0.5]]", "model.bias=[-0.5]", "optim.lr=0.01"]
 
 
+@pytest.mark.slow
 def test_a_notebook_snippet_from_another_folder(tmp_path: Path):
     snippet = textwrap.dedent(f"""
         import json

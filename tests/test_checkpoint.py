@@ -14,9 +14,9 @@ import pytest
 import torch
 
 import gradtrace
-from gradtrace.training import checkpoint
 from gradtrace.components.data import batches, uniform
 from gradtrace.errors import ConfigError
+from gradtrace.training import checkpoint
 
 
 def state(step: int) -> dict:

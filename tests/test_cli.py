@@ -13,6 +13,8 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from conftest import TRAIN_SCRIPT, event_accumulator, run_dirs, scalars
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
 
 def only_run(tmp_path: Path) -> Path:
     (run,) = run_dirs(tmp_path)

@@ -11,10 +11,10 @@ import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException
 from omegaconf.errors import ValidationError
 
+from gradtrace.errors import ConfigError
 from gradtrace.setup.build import build_logger
 from gradtrace.setup.plan import make_plan
 from gradtrace.setup.resolvers import folder_suffix
-from gradtrace.errors import ConfigError
 
 from conftest import CONFIGS, build, compose_config
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace.training import checkpoint
-from gradtrace.setup.build import build_run
-from gradtrace.setup.plan import make_plan
 from gradtrace.components.data import Samples, batches, uniform
-from gradtrace.training.distributed import World, check_shards
 from gradtrace.errors import ConfigError
 from gradtrace.loggers.reading import read_scalars
+from gradtrace.setup.build import build_run
+from gradtrace.setup.plan import make_plan
+from gradtrace.training import checkpoint
+from gradtrace.training.distributed import World, check_shards
 
 from conftest import REPO, TRAIN_SCRIPT, compose_config, run_cli, run_dirs
 
@@ -126,6 +126,7 @@ def assert_bitwise_same(run: Path, reference: Path) -> None:
     assert_same_parameters(run, reference)
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_same_parameters_as_one(runs) -> None:
     two, one = runs
     (run_two,), (run_one,) = run_dirs(two), run_dirs(one)
@@ -140,6 +141,7 @@ def test_two_processes_train_the_same_parameters_as_one(runs) -> None:
     )
 
 
+@pytest.mark.slow
 def test_the_logged_loss_and_gradients_are_the_whole_batchs(runs) -> None:
     """What rank 0 logs is averaged over the ranks: the loss and gradients of all 1000 (or 250)
     samples, as one process computes them."""
@@ -155,6 +157,7 @@ def test_the_logged_loss_and_gradients_are_the_whole_batchs(runs) -> None:
     assert got["loss/train"].steps.tolist() == list(range(STEPS))
 
 
+@pytest.mark.slow
 def test_step_0_gradient_is_derived_by_hand_over_all_samples(full_batch) -> None:
     """Full batch: (1/N) sum_i sign(pred_i - target_i) x_i over all N = 1000 samples, although
     each process saw only 500 of them: the worked example's data, the logged step-0 parameters."""
@@ -169,6 +172,7 @@ def test_step_0_gradient_is_derived_by_hand_over_all_samples(full_batch) -> None
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_rank_0_alone_writes_one_run_folder(runs) -> None:
     """Both ranks name the same folder (a second one would exist if they did not: Hydra makes
     the folder on each rank), and only rank 0 writes into it."""
@@ -184,6 +188,7 @@ def test_rank_0_alone_writes_one_run_folder(runs) -> None:
     assert (run / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_a_two_process_run_resumes_with_two(tmp_path: Path) -> None:
     """Stopped after 20 of 40 steps (its last checkpoint), resumed through scripts/resume.py,
     which starts torchrun again: bitwise the uninterrupted 2-process run."""
@@ -201,6 +206,7 @@ def test_a_two_process_run_resumes_with_two(tmp_path: Path) -> None:
     assert_bitwise_same(parts / "run", whole / "run")
 
 
+@pytest.mark.slow
 def test_a_submitit_job_of_two_tasks_trains_as_torchrun_does(mini_batches, tmp_path: Path) -> None:
     """hydra.launcher.tasks_per_node=2 (submitit's local executor, as SLURM would): the job's
     two tasks join one run, which comes out bitwise as torchrun's two processes."""
@@ -216,6 +222,7 @@ def test_a_submitit_job_of_two_tasks_trains_as_torchrun_does(mini_batches, tmp_p
     assert_same_parameters(job, run_two)
 
 
+@pytest.mark.slow
 def test_sigterm_to_torchrun_stops_every_rank_after_the_same_step(tmp_path: Path) -> None:
     """torchrun hands SIGTERM to its processes; they agree to stop after one same step, rank 0
     checkpoints, and the run resumes (with 2 processes) bitwise as the run never stopped."""
@@ -284,5 +291,6 @@ def test_batches_that_do_not_split_into_equal_shards_are_refused(
 @pytest.mark.parametrize("key", ["trainer.grad_check.every_steps=1", "trainer.explain_steps=1"])
 def test_single_process_insight_is_refused_across_processes(key: str) -> None:
     plan = make_plan(compose_config("model=regressor", key))
-    with pytest.raises(ConfigError, match=f"{key.split('=')[0]}=1 needs a single process"):
-        build_run(plan, World(rank=0, size=2))
+    with pytest.raises(ConfigError, match=f"^{key.split('=')[0]} needs a single process .*, got 2 "
+                                          f"processes: set {key.split('=')[0]}=0"):
+        build_run(plan, place=World(rank=0, size=2))

@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
     masked_crc32c as tb_masked_crc,
@@ -69,6 +70,7 @@ def test_event_file_reads_back_with_event_accumulator(tmp_path: Path):
         )
 
 
+@pytest.mark.slow
 def test_one_tag_read_fast_is_what_tensorboard_reads(tmp_path: Path):
     from gradtrace.loggers.reading import read_scalar
 

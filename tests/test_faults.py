@@ -22,6 +22,8 @@ from gradtrace.sweeps.summary import summarize
 
 from conftest import TRAIN_SCRIPT, event_accumulator
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
 
 def one_error_line(output: str) -> str:
     assert "Traceback" not in output, output

@@ -13,8 +13,8 @@ import torch
 from pyarrow import parquet
 
 import gradtrace
-from gradtrace.errors import ConfigError
 from gradtrace.components.files import load_file
+from gradtrace.errors import ConfigError
 
 from conftest import build, run_cli, run_dirs, scalars
 
@@ -156,6 +156,7 @@ def test_a_bad_npz_is_one_config_error_line(tmp_path: Path, arrays, kwargs, mess
 # --- through the real CLI (a subprocess each: ~3 s) -------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "content,message",
     [
@@ -176,6 +177,7 @@ def test_cli_exits_2_with_one_error_line_and_writes_no_events(tmp_path: Path, co
     assert not list(tmp_path.rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_cli_trains_on_a_csv_file(tmp_path: Path):
     x = np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.25]])
     y = np.array([1.0, -2.0, 0.5])

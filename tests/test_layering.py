@@ -1,5 +1,6 @@
-"""The layers hold in the imports: the parts below the config layer load without Hydra, and no
-module imports one that imports it back (counting imports inside functions too)."""
+"""The layers hold in the imports: the parts below the config layer load without Hydra or
+TensorBoard, no module imports one that imports it back (counting imports inside functions too),
+and every package under src/ ships in the wheel."""
 
 from __future__ import annotations
 
@@ -7,22 +8,33 @@ import ast
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 SRC = REPO / "src"
+# The loop's layer and everything it runs: neither Hydra (the config layer) nor TensorBoard (one
+# logger among others) is loaded by importing them.
 BELOW_CONFIG = [
-    "gradtrace", "gradtrace.errors", "gradtrace.components.models", "gradtrace.components.data", "gradtrace.components.files",
-    "gradtrace.components.optim", "gradtrace.training.probe", "gradtrace.training.loop", "gradtrace.loggers",
+    "gradtrace", "gradtrace.errors", "gradtrace.components.models", "gradtrace.components.data",
+    "gradtrace.components.files", "gradtrace.components.optim", "gradtrace.training.probe",
+    "gradtrace.training.loop", "gradtrace.training.instruments", "gradtrace.training.report",
+    "gradtrace.training.checkpoint", "gradtrace.loggers", "gradtrace.instruments.elements",
+    "gradtrace.instruments.histograms", "gradtrace.instruments.validation",
+    "gradtrace.instruments.gradcheck", "gradtrace.instruments.explain",
+    "gradtrace.instruments.landscape", "gradtrace.instruments.checkpoints",
     "gradtrace.insight.gradcheck", "gradtrace.insight.explain", "gradtrace.insight.landscape",
-    "gradtrace.insight.trajectory", "gradtrace.training.report",
+    "gradtrace.insight.trajectory",
 ]
 
 
-def test_models_data_trainer_and_insight_import_without_hydra():
+@pytest.mark.slow
+def test_the_loop_and_its_instruments_import_without_hydra_or_tensorboard():
     code = (
         f"import importlib, sys\n"
         f"for name in {BELOW_CONFIG!r}: importlib.import_module(name)\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {{'hydra', 'omegaconf'}}))"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & "
+        f"{{'hydra', 'omegaconf', 'tensorboard'}}))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -67,3 +79,10 @@ def test_no_import_cycles():
 
     cycles = [c for m in graph if (c := cycle_from(m))]
     assert not cycles, " -> ".join(cycles[0])
+
+
+def test_every_package_is_found_for_the_wheel():
+    """setuptools finds packages by their __init__.py: a folder of modules without one would be
+    left out of the wheel, and an installed gradtrace would miss it."""
+    folders = {p.parent for p in (SRC / "gradtrace").rglob("*.py")}
+    assert all((folder / "__init__.py").is_file() for folder in folders), folders

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+from gradtrace.errors import ConfigError
 from gradtrace.setup.build import build_run
 from gradtrace.setup.plan import make_plan
-from gradtrace.errors import ConfigError
 
 from conftest import REPO, compose_config_from, run_cli, run_dirs, scalars
 
@@ -86,6 +86,7 @@ def first_run(command_runs, *words: str) -> Path:
     return next(run for argv, run in command_runs if all(w in argv for w in words))
 
 
+@pytest.mark.slow
 def test_mlp_huber_rmsprop_on_own_data(command_runs, mywork: ModuleType):
     series = scalars(first_run(command_runs, "optim=rmsprop", "data=wave"))
     assert [s for s, _ in series["loss/train"]] == list(range(100))
@@ -109,6 +110,7 @@ def test_mlp_huber_rmsprop_on_own_data(command_runs, mywork: ModuleType):
     assert [v for _, v in series["optim/lr"]] == pytest.approx([0.01] * 100)
 
 
+@pytest.mark.slow
 def test_validation_and_mini_batches_of_own_data(command_runs):
     run = first_run(command_runs, "data.val_fraction=0.25")
     series = scalars(run)
@@ -118,6 +120,7 @@ def test_validation_and_mini_batches_of_own_data(command_runs):
     assert result["val_loss"] < series["loss/val"][0][1] / 5  # the wave is learnt
 
 
+@pytest.mark.slow
 def test_own_model_combines_with_builtin_data_loss_and_optimiser(command_runs):
     run = first_run(command_runs, "data=uniform", "optim=adam")
     series = scalars(run)
@@ -127,6 +130,7 @@ def test_own_model_combines_with_builtin_data_loss_and_optimiser(command_runs):
     assert "_target_: torch.nn.L1Loss" in config and "_target_: torch.optim.Adam" in config
 
 
+@pytest.mark.slow
 def test_switching_a_builtin_target_from_the_command_line(command_runs):
     mlp = scalars(first_run(command_runs, "model._target_=mywork.MLP"))
     assert "param/net.0.weight[15,0]" not in mlp and "param_norm/net.0.weight" in mlp  # 16 x 10
@@ -134,6 +138,7 @@ def test_switching_a_builtin_target_from_the_command_line(command_runs):
     assert "_target_: torch.optim.RMSprop" in (rmsprop / ".hydra" / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_the_python_api_runs_the_same_experiment(experiment: Path, command_runs, monkeypatch):
     import gradtrace
 
@@ -178,6 +183,7 @@ def test_bad_own_options_are_one_line_before_anything_runs(
         build_run(make_plan(cfg))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides,message",
     [

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import REPO, TRAIN_SCRIPT, run_dirs, scalars
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
 
 def section_commands(title: str) -> list[str]:
     text = (REPO / "README.md").read_text()

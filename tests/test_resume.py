@@ -16,16 +16,20 @@ import numpy as np
 import pytest
 import torch
 
-from gradtrace.training import checkpoint
 from gradtrace.loggers.reading import read_scalars
+from gradtrace.training import checkpoint
 
 from conftest import REPO, TRAIN_SCRIPT
 from tensorboard_server import get_json, tensorboard_server
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
+
 RESUME_SCRIPT = REPO / "scripts" / "resume.py"
 STEPS = 10_000  # about 1 s of training: long enough to stop anywhere in it
+EVERY = 250  # steps between checkpoints
 BASE = [
-    "model=regressor", f"trainer.steps={STEPS}", "trainer.checkpoint.every_steps=250",
+    "model=regressor", f"trainer.steps={STEPS}", f"trainer.checkpoint.every_steps={EVERY}",
     "logger.flush_every_secs=0.2",
 ]
 CASES = {
@@ -44,19 +48,24 @@ def start(cwd: Path, *argv: str) -> subprocess.Popen:
 
 
 def stop_mid_run(process: subprocess.Popen, run_dir: Path, signum: int, rng: random.Random,
-                 after: int = 0) -> tuple[int, str]:
-    """Send `signum` at a random moment once the run has saved a checkpoint beyond `after`
-    steps; return the exit code and the output. The process is always reaped."""
+                 after: int = 0, kept: int = 1) -> tuple[int, str]:
+    """Send `signum` once the run has saved its checkpoint at a random step beyond `after` (one of
+    the next eight, all in the run's first half) and holds at least `kept` checkpoints; return
+    the exit code and the output. It waits for that state, never for a time: a busy machine only
+    makes the wait longer. The process is always reaped."""
+    target = after + EVERY * rng.randint(1, 8)
     try:
-        deadline = time.monotonic() + 120
-        while not any(int(p.name[5:14]) > after for p in checkpoint.checkpoints(run_dir)):
+        deadline = time.monotonic() + 300
+        while True:
+            found = checkpoint.checkpoints(run_dir)
+            if found and int(found[0].name[5:14]) >= target and len(found) >= kept:
+                break
             assert process.poll() is None, process.communicate()[0]
-            assert time.monotonic() < deadline, "no checkpoint in 120 s"
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.5))
+            assert time.monotonic() < deadline, f"no checkpoint at step {target} in 300 s"
+            time.sleep(0.01)
         assert process.poll() is None, "the run ended before it could be stopped"
         process.send_signal(signum)
-        output, _ = process.communicate(timeout=120)
+        output, _ = process.communicate(timeout=300)
         return process.returncode, output
     finally:
         if process.poll() is None:
@@ -72,12 +81,13 @@ def resume(run_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def train_and_stop(tmp_path: Path, case: str, signum: int, seed: object) -> tuple[Path, int, str]:
-    """Start the `case` run in tmp_path/run, send `signum` at a random moment after its first
-    checkpoint; the run folder, the exit code and the output."""
+def train_and_stop(tmp_path: Path, case: str, signum: int, seed: object,
+                   kept: int = 1) -> tuple[Path, int, str]:
+    """Start the `case` run in tmp_path/run, send `signum` once it has saved a checkpoint at a
+    random step (and holds `kept` checkpoints); the run folder, the exit code and the output."""
     run_dir = tmp_path / "run"
     process = start(tmp_path, str(TRAIN_SCRIPT), *BASE, *CASES[case], f"hydra.run.dir={run_dir}")
-    return (run_dir, *stop_mid_run(process, run_dir, signum, random.Random(seed)))
+    return (run_dir, *stop_mid_run(process, run_dir, signum, random.Random(seed), kept=kept))
 
 
 def newest_step(run_dir: Path) -> int:
@@ -98,8 +108,9 @@ def assert_same_run(run: Path, reference: Path) -> None:
         assert torch.equal(final["model"][key], final_reference["model"][key]), key
     assert str(final["optimizer"]) == str(final_reference["optimizer"])
     assert final["best_loss"] == final_reference["best_loss"]
-    if final_reference["trajectory"] is not None:
-        assert torch.equal(final["trajectory"]["rows"], final_reference["trajectory"]["rows"])
+    landscape = final_reference["instruments"].get("landscape")
+    if landscape is not None:  # the landscape's path, kept in the checkpoint
+        assert torch.equal(final["instruments"]["landscape"]["rows"], landscape["rows"])
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "completed" and result["steps"] == STEPS
     assert result == {**json.loads((reference / "result.json").read_text()),
@@ -183,7 +194,8 @@ def test_a_stop_signal_ends_the_step_checkpoints_and_resumes(
 def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(references: dict[str, Path],
                                                                  tmp_path: Path):
     case = "sgd-full-batch"
-    run_dir, code, _ = train_and_stop(tmp_path, case, signal.SIGKILL, 3)
+    # Two checkpoints on disk before the kill: the newest to damage, the one before to use.
+    run_dir, code, _ = train_and_stop(tmp_path, case, signal.SIGKILL, 3, kept=2)
     assert code == -signal.SIGKILL
     newest, before = checkpoint.checkpoints(run_dir)[:2]
     data = bytearray(newest.read_bytes())

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from gradtrace.errors import ConfigError
 from gradtrace.components.models import check_contract, check_loss
+from gradtrace.errors import ConfigError
 from gradtrace.setup.targets import Target
 
 

@@ -17,9 +17,9 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch import nn
 
 import gradtrace
+from gradtrace.errors import ConfigError
 from gradtrace.setup.build import build_run
 from gradtrace.setup.plan import make_plan
-from gradtrace.errors import ConfigError
 from gradtrace.sweeps.summary import summarize
 
 from conftest import compose_config, event_accumulator, run_dirs
@@ -288,6 +288,7 @@ def test_result_json_and_hparams_without_validation(tmp_path: Path):
 # --- 5. objective=loss/val_final needs validation samples -----------------------------------
 
 
+@pytest.mark.slow
 def test_val_final_objective_without_validation_samples_exits_2_before_step_0(cli, tmp_path: Path):
     result = cli("model=regressor", "objective=loss/val_final", "trainer.steps=3")
     assert result.returncode == 2
@@ -319,6 +320,7 @@ def test_a_bad_val_fraction_with_val_final_objective_names_the_fraction(fraction
 # --- 6. an Optuna sweep minimises the validation loss ---------------------------------------
 
 
+@pytest.mark.slow
 def test_optuna_sweep_minimises_val_final_and_the_summary_ranks_by_it(cli, tmp_path: Path):
     result = cli("-m", "hydra/sweeper=optuna_lr", "hydra.sweeper.n_trials=4", "logger=none",
                  "model=regressor", f"data.val_fraction={FRACTION}", "trainer.steps=20",

@@ -23,9 +23,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from gradtrace.loggers.reading import Series, read_scalars
 from gradtrace.setup.resolvers import register
 from gradtrace.training.experiment import run_experiment, val_loss
-from gradtrace.loggers.reading import Series, read_scalars
 
 CONFIG_MODULE = "gradtrace.configs"  # the repository's configs/, inside the installed package
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from gradtrace.insight.closed_form import closed_form_grads, has_closed_form
 from gradtrace.components.models import Linear
+from gradtrace.insight.closed_form import closed_form_grads, has_closed_form
 
 from conftest import build
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
+from gradtrace.components.models import Linear, Regressor
 from gradtrace.errors import ConfigError, GradCheckError
 from gradtrace.insight.gradcheck import GradCheck, finite_differences, partial_loss
-from gradtrace.components.models import Linear, Regressor
 
 from broken_losses import (
     DoubledGradMSE,

@@ -1,3 +1,4 @@
+
 """Gradient insight through the real CLI: what lands in the run folder and the event file, and
 the strict gradient check's exit code."""
 
@@ -8,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import TRAIN_SCRIPT, event_accumulator, run_dirs, scalars
+
+pytestmark = pytest.mark.slow  # every test here starts processes
 
 HERE = Path(__file__).resolve().parent  # broken_losses.py, for loss._target_
 

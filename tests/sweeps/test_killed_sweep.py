@@ -14,6 +14,9 @@ from gradtrace.training import checkpoint
 from conftest import TRAIN_SCRIPT
 from sweep_helpers import job_results, kill_9_when, only_sweep_dir, run_script
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
+
 LRS = ("0.01", "0.02", "0.03", "0.04")
 SWEEP = ["-m", "model=regressor", "trainer.steps=4000", "trainer.checkpoint.every_steps=500",
          "landscape.enabled=false", f"optim.lr={','.join(LRS)}"]

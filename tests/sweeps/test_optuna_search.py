@@ -1,3 +1,4 @@
+
 """gradtrace's Optuna sweeper: the study is stored in the sweep folder, a failed trial is recorded
 as failed, and a search killed with kill -9 resumes with its finished trials."""
 
@@ -8,10 +9,13 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from omegaconf import OmegaConf
 
 from conftest import TRAIN_SCRIPT
 from sweep_helpers import job_results, kill_9_when
+
+pytestmark = pytest.mark.slow  # every test here starts processes
 
 # The linear example diverges for lr > 2/30 (its error is multiplied by 1 - 30 lr each step), so
 # a search over [1e-3, 1] has failing trials (the NaN stop after at most a few hundred steps).

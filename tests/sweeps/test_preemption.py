@@ -1,3 +1,4 @@
+
 """A sweep job under submitit that is preempted (or times out) stops at the end of a step, saves a
 checkpoint, is requeued by submitit, and resumes by itself: its results are bitwise those of the
 same run never stopped. hydra/launcher=slurm_local runs the cluster path on this machine, and
@@ -13,11 +14,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from gradtrace.training import checkpoint
 from gradtrace.loggers.reading import read_scalars
+from gradtrace.training import checkpoint
 
 from conftest import TRAIN_SCRIPT
+
+pytestmark = pytest.mark.slow  # every test here starts processes
 
 RUN = ["model=regressor", "trainer.steps=20000", "trainer.checkpoint.every_steps=500",
        "landscape.enabled=false", "data.batch_size=64", "optim=adam"]

@@ -40,6 +40,7 @@ def failed_sweep(tmp_path_factory: pytest.TempPathFactory):
     return cwd, result, only_sweep_dir(cwd)
 
 
+@pytest.mark.slow
 def test_the_sweep_runs_every_job_and_exits_1(failed_sweep):
     _, result, sweep_dir = failed_sweep
     assert result.returncode == 1, result.stderr
@@ -52,6 +53,7 @@ def test_the_sweep_runs_every_job_and_exits_1(failed_sweep):
                                 for lr in ("0.005", "0.01", "-1", "2")]
 
 
+@pytest.mark.slow
 def test_each_job_records_its_status_in_its_folder(failed_sweep):
     _, _, sweep_dir = failed_sweep
     results = job_results(sweep_dir)
@@ -67,6 +69,7 @@ def test_each_job_records_its_status_in_its_folder(failed_sweep):
     assert ratio == pytest.approx((0.85 / 0.7) ** (2 * (STEPS - 1)), rel=1e-2)
 
 
+@pytest.mark.slow
 def test_summary_is_sorted_names_the_best_and_lists_the_failures(failed_sweep):
     _, _, sweep_dir = failed_sweep
     rows = summary_rows(sweep_dir)
@@ -84,6 +87,7 @@ def test_summary_is_sorted_names_the_best_and_lists_the_failures(failed_sweep):
     assert (sweep_dir / "summary.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_rerun_failed_completes_the_sweep_in_place(failed_sweep, tmp_path: Path):
     source_cwd, _, source_sweep = failed_sweep
     sweep_dir = tmp_path / source_sweep.relative_to(source_cwd)
@@ -108,6 +112,7 @@ def test_rerun_failed_completes_the_sweep_in_place(failed_sweep, tmp_path: Path)
     assert "4 jobs: 2 completed, 2 failed" in rerun.stdout
 
 
+@pytest.mark.slow
 def test_summarize_on_demand_rewrites_the_summary(failed_sweep, tmp_path: Path):
     _, _, source_sweep = failed_sweep
     sweep_dir = tmp_path / "sweep"
@@ -121,12 +126,14 @@ def test_summarize_on_demand_rewrites_the_summary(failed_sweep, tmp_path: Path):
     assert (sweep_dir / "summary.png").is_file()
 
 
+@pytest.mark.slow
 def test_summarize_refuses_a_folder_without_jobs(tmp_path: Path):
     result = run_script(tmp_path, "summarize.py", str(tmp_path))
     assert result.returncode == 2
     assert "holds no sweep jobs (folders with .hydra/overrides.yaml)" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_single_run_still_exits_with_its_code_and_writes_result_json(tmp_path: Path):
     result = run_cli(tmp_path, "model=linear", "optim.lr=2", f"trainer.steps={STEPS}")
     assert result.returncode == 3
@@ -135,6 +142,7 @@ def test_a_single_run_still_exits_with_its_code_and_writes_result_json(tmp_path:
     assert recorded["status"] == "failed" and "non-finite" in recorded["error"]
 
 
+@pytest.mark.slow
 def test_a_sweep_into_another_sweeps_folder_is_refused(failed_sweep, tmp_path: Path):
     _, _, sweep_dir = failed_sweep
     before = sorted(p.name for p in sweep_dir.iterdir())
@@ -161,6 +169,7 @@ def test_a_summary_that_fails_fails_the_sweep(tmp_path: Path, caplog):
     assert f"could not write the sweep summary of {tmp_path}: IsADirectoryError" in caplog.text
 
 
+@pytest.mark.slow
 def test_reruns_use_the_installed_gradtrace_not_a_script_named_in_the_sweep(failed_sweep,
                                                                             tmp_path: Path):
     _, _, source_sweep = failed_sweep
@@ -173,6 +182,7 @@ def test_reruns_use_the_installed_gradtrace_not_a_script_named_in_the_sweep(fail
     assert not any("/elsewhere" in arg for argv in commands for arg in argv)
 
 
+@pytest.mark.slow
 def test_a_diverging_job_does_not_flatten_the_good_curves(failed_sweep):
     from matplotlib.figure import Figure
 

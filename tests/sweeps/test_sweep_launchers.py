@@ -13,6 +13,9 @@ from omegaconf import OmegaConf
 from conftest import CONFIGS
 from sweep_helpers import job_results, only_sweep_dir, run_script, summary_rows
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
+
 STEPS = 5
 
 

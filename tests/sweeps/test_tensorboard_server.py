@@ -15,6 +15,9 @@ import pytest
 from sweep_helpers import job_results, only_sweep_dir
 from tensorboard_server import get_json, post_json, tensorboard_server
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
+
 STEPS = 6
 LRS = ("0.05", "0.1", "0.2")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from gradtrace.errors import NonFiniteError
-from gradtrace.training.instruments import RunContext, Row, StepView
+from gradtrace.training.instruments import Row, RunContext, StepView
 from gradtrace.training.probe import Probe
 
 

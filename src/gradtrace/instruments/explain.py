@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+from gradtrace.errors import ConfigError
 from gradtrace.insight.explain import Snapshot, StepExplainer
+from gradtrace.instruments.gradcheck import single_process
 from gradtrace.training.instruments import RunContext, StepView
 
 
@@ -21,6 +23,8 @@ class Explain:
     def setup(self, context: RunContext) -> bool:
         if self.steps == 0:
             return False
+        if context.processes > 1:
+            raise ConfigError(single_process("trainer.explain_steps", context.processes))
         self.explainer = StepExplainer(context.model, context.loss_fn, context.optimizer,
                                        steps=self.steps, max_elements=self.max_elements)
         return True

@@ -19,18 +19,17 @@ class GradientCheck:
 
     def __init__(self, tolerance: float, abs_tolerance: float, step_size: float,
                  strict: bool) -> None:
-        self.settings = dict(tolerance=tolerance, abs_tolerance=abs_tolerance,
-                             step_size=step_size, strict=strict)
+        self.tolerance, self.abs_tolerance = tolerance, abs_tolerance
+        self.step_size, self.strict = step_size, strict
         self.report: Optional[GradCheckReport] = None
 
     def setup(self, context: RunContext) -> None:
-        if not context.is_main or _several_processes(context):
-            raise ConfigError(
-                "trainer.grad_check.every_steps needs a single process (it recomputes one "
-                "process's gradients on its own data): set trainer.grad_check.every_steps=0 or "
-                "run without torchrun"
-            )
-        self.check = GradCheck(context.model, context.loss_fn, every_steps=1, **self.settings)
+        if context.processes > 1:
+            raise ConfigError(single_process("trainer.grad_check.every_steps", context.processes))
+        self.check = GradCheck(
+            context.model, context.loss_fn, every_steps=1, tolerance=self.tolerance,
+            abs_tolerance=self.abs_tolerance, step_size=self.step_size, strict=self.strict,
+        )
 
     def measure(self, view: StepView) -> dict[str, float]:
         # On a float64 copy of the model: the real one and its .grad are not touched.
@@ -43,7 +42,7 @@ class GradientCheck:
             self.check.enforce(report)  # strict: GradCheckError names parameter and values
 
 
-def _several_processes(context: RunContext) -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+def single_process(key: str, processes: int) -> str:
+    """The one line for an instrument that checks one process's own gradients."""
+    return (f"{key} needs a single process (it recomputes one process's gradients on its own "
+            f"data), got {processes} processes: set {key}=0 or run without torchrun")

@@ -26,8 +26,8 @@ class LandscapePath:
                  axes: Optional[list[str]], margin: float, max_samples: int) -> None:
         self.enabled = enabled
         self.max_elements = max_elements
-        self.settings = dict(resolution=resolution, axes=axes, margin=margin,
-                             max_samples=max_samples)
+        self.resolution, self.axes, self.margin = resolution, axes, margin
+        self.max_samples = max_samples
 
     def setup(self, context: RunContext) -> bool:
         if not self.enabled or not context.is_main:
@@ -42,7 +42,8 @@ class LandscapePath:
         data = context.train_data
         self.landscape = Landscape(
             context.model, context.loss_fn, data.inputs.to(context.device),
-            data.targets.to(context.device), seed=context.seed, **self.settings,
+            data.targets.to(context.device), resolution=self.resolution, axes=self.axes,
+            margin=self.margin, seed=context.seed, max_samples=self.max_samples,
         )
         self.params = [p.detach() for _, p in named]  # share memory: always current
         columns = [f"param/{e}" for n, p in named for e in element_names(n, p.shape)]

@@ -36,6 +36,7 @@ class Run:
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
     batches: Iterator[Batch]
+    context: RunContext  # what the instruments were set up with
     instruments: Instruments  # set up on this run; checkpoints are mounted by the experiment
 
 
@@ -68,13 +69,12 @@ def build_run(plan: Plan, run_dir: str = ".", place: World = ALONE) -> Run:
     loss_fn = plan.loss.build()
     check_loss(loss_fn, plan.loss.path, preds, targets)
     optimizer = plan.optim.build(model.parameters())
-    instruments = Instruments({name: (target.build(), every)
-                               for name, (target, every) in plan.instruments.items()})
-    instruments.setup(RunContext(
+    context = RunContext(
         model=model, loss_fn=loss_fn, optimizer=optimizer, train_data=train_data,
         val_data=val_data, device=device, run_dir=run_dir, steps=plan.trainer.steps,
-        seed=plan.seed, is_main=place.is_main,
-    ))
+        seed=plan.seed, is_main=place.is_main, processes=place.size,
+    )
+    instruments = build_instruments(plan, context)  # each may refuse the run: before DDP
     return Run(
         plan=plan,
         place=place,
@@ -86,8 +86,17 @@ def build_run(plan: Plan, run_dir: str = ".", place: World = ALONE) -> Run:
         loss_fn=loss_fn,
         optimizer=optimizer,
         batches=batches,
+        context=context,
         instruments=instruments,
     )
+
+
+def build_instruments(plan: Plan, context: RunContext) -> Instruments:
+    """The plan's instruments, each built from its config and set up on the run."""
+    instruments = Instruments({name: (target.build(), every)
+                               for name, (target, every) in plan.instruments.items()})
+    instruments.setup(context)
+    return instruments
 
 
 def load_data(plan: Plan) -> tuple[Samples, Optional[Samples]]:

@@ -17,8 +17,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from gradtrace.training import checkpoint
 from gradtrace.sweeps.jobs import Job
+from gradtrace.training import checkpoint
 
 TRAIN = ["-m", "gradtrace", "train"]  # this Python's gradtrace, wherever it is installed
 # Hydra overrides that make sense for one run of the job: not where or how a sweep ran it.

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from gradtrace.atomic import write_atomically
 
@@ -38,8 +38,8 @@ class JobResult:
     train_seconds: Optional[float] = None  # of which the training loop
     threads: Optional[int] = None  # torch CPU threads the job ran with (in each process)
     world_size: int = 1  # processes that trained it together (torchrun, gradtrace.training.distributed)
-    # Each instrument's own cost: name -> {"seconds": ..., "calls": ...} (all hooks together).
-    instruments: Optional[dict[str, dict[str, float]]] = None
+    # Each instrument's own cost: name -> {"seconds", "calls" (all hooks), "hooks": {hook: s}}.
+    instruments: Optional[dict[str, dict[str, Any]]] = None
 
     @property
     def objective_value(self) -> Optional[float]:

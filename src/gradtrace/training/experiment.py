@@ -18,15 +18,11 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from gradtrace.training import checkpoint, distributed
+from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.instruments.checkpoints import Checkpoints
+from gradtrace.loggers import Logger
 from gradtrace.setup.build import Run, build_logger, build_run
 from gradtrace.setup.plan import Plan, make_plan
-from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
-from gradtrace.loggers import Logger
-from gradtrace.training.report import summary_lines
-from gradtrace.training import checkpoint, distributed
-from gradtrace.training.signals import StopRequest
 from gradtrace.sweeps.result import (
     COMPLETED,
     FAILED,
@@ -35,7 +31,10 @@ from gradtrace.sweeps.result import (
     objective_of,
     write_result,
 )
+from gradtrace.training import checkpoint, distributed
 from gradtrace.training.loop import TrainResult, train
+from gradtrace.training.report import summary_lines
+from gradtrace.training.signals import StopRequest
 
 log = logging.getLogger("gradtrace")
 
@@ -45,7 +44,7 @@ class Outcome:
     plan: Plan
     result: TrainResult
     run: Run  # what was trained: the model, the data, the instruments
-    instrument_costs: dict[str, dict[str, float]]  # name -> its own seconds and calls
+    instrument_costs: dict[str, dict[str, Any]]  # name -> its own seconds, calls, per hook
 
     @property
     def model(self) -> nn.Module:

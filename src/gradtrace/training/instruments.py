@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import torch
@@ -60,6 +60,7 @@ class RunContext:
     steps: int  # trainer.steps: the run's last step is steps - 1
     seed: int
     is_main: bool  # False on ranks other than 0 of a distributed run, which log nothing
+    processes: int = 1  # that train the run together (torchrun), each on its shard of a batch
 
 
 class Row(Mapping[str, float]):
@@ -123,7 +124,7 @@ class Mounted:
     instrument: Any
     every_steps: int
     prefix: str  # "<name>/", or the instrument's own tag_prefix
-    seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # hook -> its own time in total
     calls: int = 0
 
     def call(self, hook: str, arg: Any) -> Any:
@@ -134,7 +135,7 @@ class Mounted:
         try:
             return method(arg)
         finally:
-            self.seconds += time.perf_counter() - start
+            self.seconds[hook] = self.seconds.get(hook, 0.0) + time.perf_counter() - start
             self.calls += 1
 
 
@@ -173,7 +174,7 @@ class Instruments:
             if step % m.every_steps == 0:
                 start = time.perf_counter()
                 out = m.instrument.measure(view)
-                m.seconds += time.perf_counter() - start
+                m.seconds["measure"] = m.seconds.get("measure", 0.0) + time.perf_counter() - start
                 m.calls += 1
                 if out:
                     _collect(m.prefix, out, step, row, sink)
@@ -207,9 +208,11 @@ class Instruments:
             if m.name in state and hasattr(m.instrument, "load_state_dict"):
                 m.instrument.load_state_dict(state[m.name])
 
-    def costs(self) -> dict[str, dict[str, float]]:
-        """Each instrument's own time in seconds and number of calls, all hooks together."""
-        return {m.name: {"seconds": m.seconds, "calls": m.calls} for m in self.mounted}
+    def costs(self) -> dict[str, dict[str, Any]]:
+        """Each instrument's own time: seconds and calls of all its hooks together, and the
+        seconds of each hook."""
+        return {m.name: {"seconds": sum(m.seconds.values()), "calls": m.calls,
+                         "hooks": dict(m.seconds)} for m in self.mounted}
 
     def __contains__(self, name: str) -> bool:
         return any(m.name == name for m in self.mounted)
