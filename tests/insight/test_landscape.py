@@ -11,7 +11,6 @@ import torch
 from matplotlib.image import imread
 
 from gradtrace.errors import ConfigError
-from gradtrace.insight.picture import draw
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.setup.plan import make_plan
 from gradtrace.training.experiment import train_plan
@@ -22,14 +21,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def trained(tmp_path: Path, *overrides: str):
-    """Train into tmp_path as `gradtrace train` does: its landscape instrument draws the picture
-    and logs it at the end. Returns the trained run, the landscape data (computed again from the
-    instrument's trajectory) and its figure."""
+    """Train into tmp_path as `gradtrace train` does: its landscape instrument computes the
+    landscape, draws the picture and logs it at the end. Returns the trained run, the landscape
+    data and the figure the instrument drew."""
     outcome = train_plan(make_plan(compose_config(*overrides)), str(tmp_path))
     instrument = outcome.run.instruments["landscape"]
-    data = instrument.landscape.compute(instrument.trajectory)
-    figure, _ = draw(data)
-    return outcome.run, data, figure
+    return outcome.run, instrument.data, instrument.figure
 
 
 def plotted_path(figure) -> np.ndarray:

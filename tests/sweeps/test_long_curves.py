@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gradtrace.loggers.tensorboard import TensorBoardLogger
 from gradtrace.sweeps.plots import envelope, loss_curve
@@ -14,6 +15,7 @@ from gradtrace.sweeps.plots import envelope, loss_curve
 from conftest import event_accumulator
 
 
+@pytest.mark.slow  # a long run: 20,000 steps
 def test_the_summary_reads_a_long_runs_loss_curve_as_tensorboard_does(tmp_path: Path) -> None:
     """20,000 steps written by the real logger (steps whose varints take 1, 2 and 3 bytes),
     a validation loss every 1000 steps in between, read back by the summary's reader and by

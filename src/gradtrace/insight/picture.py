@@ -111,10 +111,10 @@ def _start_and_end(axes, data: LandscapeData, start: tuple, end: tuple) -> None:
               label=f"end (after the last step): loss {data.final_loss:.4g}")
 
 
-def save_landscape(data: LandscapeData, run_dir: str | Path) -> bytes:
-    """Draw `data`, write it to <run_dir>/landscape.png, and return the PNG bytes."""
+def save_landscape(data: LandscapeData, run_dir: str | Path) -> tuple[Figure, bytes]:
+    """Draw `data`, write it to <run_dir>/landscape.png; the figure and the PNG bytes."""
     start = time.perf_counter()
-    _, png = draw(data)
+    figure, png = draw(data)
     path = Path(run_dir) / "landscape.png"
     path.write_bytes(png)
     grid = "x".join(str(len(g)) for g in data.grid)
@@ -122,4 +122,4 @@ def save_landscape(data: LandscapeData, run_dir: str | Path) -> bytes:
         "landscape: %s losses in %.2f s, drawn in %.2f s: %s",
         grid, data.seconds, time.perf_counter() - start, path,
     )
-    return png
+    return figure, png

@@ -60,7 +60,9 @@ class LandscapePath:
         # Imported here: matplotlib takes about 0.5 s to import, paid only by runs that draw.
         from gradtrace.insight.picture import save_landscape
 
-        return {"landscape": save_landscape(self.landscape.compute(self.trajectory), self.run_dir)}
+        self.data = self.landscape.compute(self.trajectory)  # kept, with the figure, to look at
+        self.figure, png = save_landscape(self.data, self.run_dir)
+        return {"landscape": png}
 
     def state_dict(self) -> dict[str, Any]:
         return self.trajectory.state_dict()
