@@ -62,6 +62,12 @@ def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.Completed
     )
 
 
+def run_gradtrace(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The `gradtrace` command (python -m gradtrace ARGS) in a subprocess from `cwd`."""
+    return subprocess.run([sys.executable, "-m", "gradtrace", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
 def run_dirs(cwd: Path) -> list[Path]:
     """Every run folder under cwd/outputs (single runs and sweep jobs)."""
     return sorted(p.parent for p in (cwd / "outputs").rglob(".hydra"))

@@ -1,4 +1,4 @@
-"""README's "Your own experiment", as written: its files are taken from README.md itself, its
+"""docs/guide/your-own-experiment.md, as written: its files are taken from the page itself, its
 commands run through the real CLI and through gradtrace.run, and the results are read back from
 the event files and checked against hand derivations."""
 
@@ -20,13 +20,14 @@ from gradtrace.errors import ConfigError
 from gradtrace.setup.build import build_run
 from gradtrace.setup.plan import make_plan
 
-from conftest import REPO, compose_config_from, run_cli, run_dirs, scalars
+from conftest import REPO, compose_config_from, run_cli, run_dirs, run_gradtrace, scalars
 
+PAGE = REPO / "docs" / "guide" / "your-own-experiment.md"
 SECTION = "## Your own experiment"
 
 
 def readme_section() -> str:
-    text = (REPO / "README.md").read_text()
+    text = PAGE.read_text()
     start = text.index(SECTION)
     return text[start : text.index("\n## ", start + 1)]
 
@@ -38,8 +39,8 @@ def readme_files() -> dict[str, str]:
 
 
 def readme_commands() -> list[list[str]]:
-    """The section's `python ../scripts/train.py ...` commands, as argv after the script."""
-    lines = re.findall(r"^python \.\./scripts/train\.py (.*)$", readme_section(), flags=re.M)
+    """The section's `gradtrace train ...` commands, as argv after `train`."""
+    lines = re.findall(r"^gradtrace train (.*)$", readme_section(), flags=re.M)
     return [shlex.split(line) for line in lines]
 
 
@@ -67,7 +68,7 @@ def command_runs(experiment: Path) -> list[tuple[list[str], Path]]:
     out = []
     for argv in readme_commands():
         before = set(run_dirs(experiment))
-        result = run_cli(experiment, *argv)
+        result = run_gradtrace(experiment, "train", *argv)
         assert result.returncode == 0, f"{argv}:\n{result.stderr}\n{result.stdout[-2000:]}"
         (new,) = set(run_dirs(experiment)) - before
         out.append((argv, new))

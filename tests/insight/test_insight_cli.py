@@ -46,7 +46,7 @@ def test_linear_run_with_check_explanation_and_picture(tmp_path: Path):
     assert "explain" in events.Tags()["tensors"]
     assert [e.step for e in events.Tensors("explain")] == [0, 1]
     (image,) = events.Images("landscape")
-    assert image.step == 4
+    assert image.step == 5  # drawn after the last update, with the final loss/val
     assert image.encoded_image_string == (run_dir / "landscape.png").read_bytes()
     assert "explain\nstep 0: loss" in result.stdout  # the console table (Hydra logs to stdout)
     assert "grad check step 4: pass" in result.stdout

@@ -140,7 +140,7 @@ def _check_writable(folder: str) -> None:
 
 @contextlib.contextmanager
 def exit_when_done() -> Iterator[None]:
-    """For scripts/train.py: once the run (or sweep) has ended, end the process at once with its
+    """For `gradtrace train`: once the run (or sweep) has ended, end the process at once with its
     exit code. Everything it wrote is closed by then (event file, checkpoints, result.json), and
     the exit handlers still run (logging's flush, any a user's code registered); what is skipped
     is the interpreter tearing down torch's modules and objects one by one, about 0.5 s of a

@@ -7,5 +7,5 @@
     landscape.py     the loss along one parameter or on a 2-D slice, with the trajectory
     picture.py       draws what landscape.py computes (matplotlib, Agg, no pyplot)
 
-Each is a small object built in gradtrace.setup.build and called from the loop with one line.
+Each is computation only; the instruments that call them from the loop are in gradtrace.instruments.
 """

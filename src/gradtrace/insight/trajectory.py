@@ -1,7 +1,7 @@
 """The optimiser's path: the parameters at each logged step, kept in memory for the landscape.
 
-The trainer hands over the Probe's row it already read and logged (a list of floats, shared, not
-copied), so recording costs one append. Memory is bounded: when `max_points` rows are held, every
+The landscape instrument hands over one fresh row of parameter values per due step (a list of
+floats), so recording costs one append. Memory is bounded: when `max_points` rows are held, every
 other one is dropped and from then on only every second logged step is kept (then every fourth, and
 so on). The kept points are always exactly what the logger received at those steps.
 """
@@ -16,7 +16,7 @@ import torch
 
 class Trajectory:
     def __init__(self, columns: list[str], max_points: int = 4096) -> None:
-        # The Probe's row starts with one param/<element> column per parameter element (every
+        # A row starts with one param/<element> column per parameter element (every
         # tensor is small when a trajectory is kept); the gradients follow.
         self.names = [c.removeprefix("param/") for c in columns if c.startswith("param/")]
         self.max_points = max_points

@@ -2,7 +2,7 @@
 what each job left in its own folder.
 
 A job folder is any folder under the sweep folder with `.hydra/overrides.yaml` (Hydra writes it
-before the job starts) and, once the job has ended, `result.json` (scripts/train.py writes it).
+before the job starts) and, once the job has ended, `result.json` (`gradtrace train` writes it).
 This works the same whichever launcher ran the jobs. A job of the recorded list without a folder
 never started (the sweep was killed first); a folder without result.json never finished.
 """

@@ -1,4 +1,4 @@
-"""result.json: what one run ended with, written into its folder by scripts/train.py.
+"""result.json: what one run ended with, written into its folder by `gradtrace train`.
 
 Every run writes it, completed or failed, so that a sweep's summary reads one small file per job
 instead of parsing logs, also for jobs that ran on other machines (submitit) or in other

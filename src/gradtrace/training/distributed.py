@@ -1,4 +1,4 @@
-"""Training across processes with torch.distributed: `torchrun --nproc_per_node=N scripts/train.py`
+"""Training across processes with torch.distributed: `torchrun --nproc_per_node=N -m gradtrace train`
 (or N SLURM tasks of a submitit job) runs one copy of the experiment per process, a *rank*.
 
 Every rank builds the same model, data and optimiser from the same config and seed, and trains on
@@ -109,7 +109,7 @@ def session(place: World) -> Iterator[World]:
 
 @contextlib.contextmanager
 def joined() -> Iterator[World]:
-    """For scripts/train.py under torchrun: join before Hydra names the run folder, and leave at
+    """For `gradtrace train` under torchrun: join before Hydra names the run folder, and leave at
     the end. Ranks other than 0 ask Hydra for no files of its own (.hydra/, the log file) and
     print only warnings and errors."""
     place = from_env()

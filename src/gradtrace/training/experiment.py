@@ -1,6 +1,6 @@
 """One experiment, start to end: check the config, build (or resume from a checkpoint), train,
 always close the logger, draw the landscape, report, and record how it ended in result.json. The
-CLI (scripts/train.py, through gradtrace.commands.train) and the Python API (gradtrace.run) both run
+CLI (`gradtrace train`, gradtrace.commands.train) and the Python API (gradtrace.run) both run
 experiments through `run_experiment`.
 """
 
