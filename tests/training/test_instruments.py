@@ -57,6 +57,13 @@ class StopAt:
         return {}
 
 
+class Idle:
+    """Has no hook the loop calls."""
+
+    def measured(self, view):
+        return {}
+
+
 class Refuses:
     def setup(self, context):
         from gradtrace.errors import ConfigError
@@ -129,6 +136,13 @@ def test_an_instruments_keys_are_checked_against_its_class(mylab: Path):
     with pytest.raises(ConfigError, match=r"^instruments\.watch\.every_steps must be an integer "
                                           r">= 0 \(0: off\), got -1"):
         run(mylab, "+instruments.watch={_target_:mylab.instruments.Watch,every_steps:-1}")
+
+
+def test_a_class_with_no_hook_is_refused(mylab: Path):
+    with pytest.raises(ConfigError, match=r"^instruments\.idle: mylab\.instruments\.Idle has none "
+                                          r"of the methods an instrument is called by: measure, "
+                                          r"after_step, finish"):
+        run(mylab, "+instruments.idle={_target_:mylab.instruments.Idle}")
 
 
 def test_every_steps_0_switches_an_instrument_off(mylab: Path):

@@ -20,7 +20,7 @@ from gradtrace.loggers import Logger, NullLogger
 from gradtrace.setup.devices import resolve_device, resolve_threads
 from gradtrace.setup.plan import Plan
 from gradtrace.training.distributed import ALONE, World, check_shards
-from gradtrace.training.instruments import Instruments, RunContext
+from gradtrace.training.instruments import HOOKS, Instruments, RunContext
 from gradtrace.training.loop import LossFn
 
 
@@ -93,8 +93,14 @@ def build_run(plan: Plan, run_dir: str = ".", place: World = ALONE) -> Run:
 
 def build_instruments(plan: Plan, context: RunContext) -> Instruments:
     """The plan's instruments, each built from its config and set up on the run."""
-    instruments = Instruments({name: (target.build(), every)
-                               for name, (target, every) in plan.instruments.items()})
+    built = {}
+    for name, (target, every) in plan.instruments.items():
+        instrument = target.build()
+        if not any(callable(getattr(instrument, hook, None)) for hook in HOOKS):
+            raise ConfigError(f"instruments.{name}: {target.path} has none of the methods an "
+                              f"instrument is called by: {', '.join(HOOKS)} (see docs/instruments.md)")
+        built[name] = (instrument, every)
+    instruments = Instruments(built)
     instruments.setup(context)
     return instruments
 

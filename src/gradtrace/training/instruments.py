@@ -29,6 +29,8 @@ from torch import nn
 
 from gradtrace.components.data import Samples
 
+HOOKS = ("measure", "after_step", "finish")  # an instrument has at least one of them
+
 
 class Instrument(Protocol):
     def measure(self, view: StepView) -> Mapping[str, Any]: ...

@@ -1,4 +1,5 @@
-"""The loop: what it logs, that it is deterministic, and how it stops on NaN."""
+"""The loop (gradtrace.training.loop) with the default instruments: what it logs, that it is
+deterministic, and how it stops on NaN."""
 
 from __future__ import annotations
 

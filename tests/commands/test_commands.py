@@ -1,0 +1,50 @@
+"""The gradtrace command's dispatcher and its small subcommands, in process (the end-to-end runs
+of each are in tests/test_wheel.py and tests/test_cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import gradtrace
+from gradtrace.commands import COMMANDS, main
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in COMMANDS)
+    assert set(COMMANDS) == {"train", "summarize", "resume", "rerun-failed"}
+
+
+def test_no_command_prints_the_usage_and_exits_2(capsys: pytest.CaptureFixture[str]):
+    assert main([]) == 2
+    assert capsys.readouterr().out.startswith("usage: gradtrace COMMAND")
+
+
+def test_an_unknown_command_is_one_line_naming_the_commands(capsys: pytest.CaptureFixture[str]):
+    assert main(["trian"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("gradtrace: unknown command 'trian'; the commands are train, summarize, "
+                   "resume, rerun-failed (gradtrace --help)\n")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"gradtrace {gradtrace.__version__}\n"
+
+
+def test_summarize_and_rerun_failed_refuse_a_folder_without_jobs(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]):
+    assert main(["summarize", str(tmp_path)]) == 2
+    assert main(["rerun-failed", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"error: {tmp_path} holds no sweep jobs") == 2
+
+
+def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]):
+    assert main(["resume", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"error: {tmp_path} is not a run folder (no "
+                                       f".hydra/overrides.yaml)\n")
