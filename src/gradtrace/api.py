@@ -14,32 +14,19 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
-from torch import nn
 
-from gradtrace.loggers.reading import Series, read_scalars
 from gradtrace.setup.resolvers import register
-from gradtrace.training.experiment import run_experiment, val_loss
+from gradtrace.training.experiment import RunResult, run_experiment
+
+__all__ = ["RunResult", "compose_config", "run"]
 
 CONFIG_MODULE = "gradtrace.configs"  # the repository's configs/, inside the installed package
-
-
-@dataclass
-class RunResult:
-    final_loss: float  # the loss of the last step's batch, before its update
-    best_loss: float
-    val_loss: Optional[float]  # on the validation samples after the last step; None without
-    objective: float  # the value of the config's `objective`
-    steps: int
-    run_dir: Path
-    model: nn.Module  # the trained model
-    history: dict[str, Series]  # every logged scalar tag: .steps, .values (NumPy arrays)
 
 
 def run(
@@ -65,18 +52,7 @@ def run(
     OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(list(overrides)), folder / ".hydra" / "overrides.yaml")
     with _log_to(folder / "train.log", verbose):
-        outcome = run_experiment(cfg, str(folder), choices)
-    result = outcome.result
-    return RunResult(
-        final_loss=result.final_loss,
-        best_loss=result.best_loss,
-        val_loss=val_loss(result),
-        objective=outcome.objective,
-        steps=result.steps,
-        run_dir=folder,
-        model=outcome.model,
-        history=read_scalars(folder),
-    )
+        return run_experiment(cfg, str(folder), choices)
 
 
 def compose_config(

@@ -21,7 +21,7 @@ def train_run(run_dir: Path, *overrides: str):
     run_dir.mkdir(parents=True, exist_ok=True)
     outcome = train_plan(make_plan(compose_config("landscape.enabled=false", *overrides)),
                          str(run_dir))
-    return outcome, outcome.result
+    return outcome, outcome.train
 
 
 @pytest.mark.parametrize("model", ["scalar", "linear", "regressor"])

@@ -11,6 +11,7 @@ import math
 import signal
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -21,6 +22,7 @@ from torch import nn
 from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.instruments.checkpoints import Checkpoints
 from gradtrace.loggers import Logger
+from gradtrace.loggers.reading import Series, read_scalars
 from gradtrace.setup.build import Run, build_logger, build_run
 from gradtrace.setup.plan import Plan, make_plan
 from gradtrace.sweeps.result import (
@@ -40,20 +42,44 @@ log = logging.getLogger("gradtrace")
 
 
 @dataclass
-class Outcome:
-    plan: Plan
-    result: TrainResult
+class RunResult:
+    """One run as it ended: what the loop did and what was trained. `gradtrace train` returns its
+    objective to the sweeper; `gradtrace.run` returns it whole."""
+
+    run_dir: Path
+    train: TrainResult  # the loop's: steps, losses, why it stopped, what it logged at the end
+    objective: float  # the value of the config's `objective`: what a sweeper minimises
     run: Run  # what was trained: the model, the data, the instruments
-    instrument_costs: dict[str, dict[str, Any]]  # name -> its own seconds, calls, per hook
+    instruments: dict[str, dict[str, Any]]  # name -> its own seconds, calls, seconds per hook
+
+    @property
+    def final_loss(self) -> float:
+        return self.train.final_loss  # the loss of the last step's batch, before its update
+
+    @property
+    def best_loss(self) -> float:
+        return self.train.best_loss
+
+    @property
+    def val_loss(self) -> Optional[float]:
+        return val_loss(self.train)  # on the validation samples after the last step
+
+    @property
+    def steps(self) -> int:
+        return self.train.steps
+
+    @property
+    def stopped(self) -> Optional[str]:
+        return self.train.stopped
 
     @property
     def model(self) -> nn.Module:
         return self.run.model  # trained
 
-    @property
-    def objective(self) -> float:
-        """The value of `plan.objective`: what a sweeper minimises."""
-        return objective_value(self.result, self.plan.objective)
+    @cached_property
+    def history(self) -> dict[str, Series]:
+        """Every logged scalar tag: .steps, .values (NumPy arrays), read from the event file."""
+        return read_scalars(self.run_dir)
 
 
 def objective_value(result: TrainResult, objective: str) -> float:
@@ -68,7 +94,7 @@ def val_loss(result: TrainResult) -> Optional[float]:
 
 def run_experiment(
     cfg: DictConfig, run_dir: str, choices: Mapping[str, Optional[str]] | None = None
-) -> Outcome:
+) -> RunResult:
     """Run the experiment `cfg` describes into `run_dir`, and write its result.json whether it
     completes, fails (the error is raised again) or is stopped by SIGTERM or SIGINT (then
     Interrupted is raised, after a checkpoint). In a distributed run, every rank runs this and
@@ -80,7 +106,7 @@ def run_experiment(
         with stop.installed():
             plan = make_plan(cfg, choices)  # the checks that need no object: before anything
             outcome = train_plan(plan, run_dir, stop, place)
-        result = outcome.result
+        result = outcome.train
         if place.is_main:
             write_result(run_dir, JobResult(
                 INTERRUPTED if result.stopped == "signal" else COMPLETED,
@@ -94,7 +120,7 @@ def run_experiment(
                 train_seconds=result.seconds,
                 threads=torch.get_num_threads(),
                 world_size=place.size,
-                instruments=outcome.instrument_costs,
+                instruments=outcome.instruments,
             ))
     except Exception as error:
         if isinstance(error, OSError):  # writing the outputs failed: a world fault, one line
@@ -125,7 +151,7 @@ def train_plan(
     run_dir: str,
     stop: Optional[StopRequest] = None,
     place: distributed.World = distributed.ALONE,
-) -> Outcome:
+) -> RunResult:
     run = build_run(plan, run_dir, place)  # the remaining checks (data, model, instruments)
     state = resume(run, run_dir) if plan.trainer.resume else None
     logger = build_logger(plan, run_dir, state["events"] if state else None, place)
@@ -169,9 +195,10 @@ def train_plan(
             logger.log_scalars(result.steps - 1, summary)
     finally:
         logger.close()  # flushes every buffered step, also when training failed
-    outcome = Outcome(plan, result, run, run.instruments.costs())
+    outcome = RunResult(Path(run_dir), result, objective_value(result, plan.objective), run,
+                        run.instruments.costs())
     if place.is_main and result.stopped != "signal":
-        for line in summary_lines(result, run.model, run_dir, outcome.instrument_costs):
+        for line in summary_lines(result, run.model, run_dir, outcome.instruments):
             log.info("%s", line)
     return outcome
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import torch
@@ -118,18 +118,20 @@ class StepView:
         self._stop(reason)
 
 
-@dataclass
 class Mounted:
-    """An instrument as the loop runs it: its name, schedule, hooks and measured cost."""
+    """An instrument as the loop runs it: its name, schedule, hooks (bound once) and cost."""
 
-    name: str
-    instrument: Any
-    every_steps: int
-    prefix: str  # "<name>/", or the instrument's own tag_prefix
-    seconds: dict[str, float] = field(default_factory=dict)  # hook -> its own time in total
-    calls: int = 0
+    def __init__(self, name: str, instrument: Any, every_steps: int) -> None:
+        self.name, self.instrument, self.every_steps = name, instrument, every_steps
+        self.prefix: str = getattr(instrument, "tag_prefix", f"{name}/")  # "<name>/" or its own
+        self.measure: Optional[Callable[[StepView], Any]] = getattr(instrument, "measure", None)
+        self.after_step: Optional[Callable[[StepView], Any]] = getattr(instrument, "after_step",
+                                                                        None)
+        self.seconds: dict[str, float] = {}  # hook -> its own time in total
+        self.calls = 0
 
     def call(self, hook: str, arg: Any) -> Any:
+        """`hook(arg)`, timed; None when the instrument has no such hook."""
         method = getattr(self.instrument, hook, None)
         if method is None:
             return None
@@ -146,20 +148,17 @@ class Instruments:
 
     def __init__(self, named: Mapping[str, tuple[Any, int]]) -> None:
         """named: name -> (instrument, every_steps)."""
-        self.mounted = [
-            Mounted(name, instrument, every, getattr(instrument, "tag_prefix", f"{name}/"))
-            for name, (instrument, every) in named.items()
-        ]
+        self.mounted = [Mounted(name, instrument, every) for name, (instrument, every) in
+                        named.items()]
         self._refresh()
 
     def _refresh(self) -> None:
-        self._measuring = [m for m in self.mounted if hasattr(m.instrument, "measure")]
-        self._after = [m for m in self.mounted if hasattr(m.instrument, "after_step")]
+        self._measuring = [(m, m.measure) for m in self.mounted if m.measure is not None]
+        self._after = [(m, m.after_step) for m in self.mounted if m.after_step is not None]
 
     def mount(self, name: str, instrument: Any, every_steps: int = 1) -> None:
         """Add an instrument after the others (checkpoints: the experiment's own)."""
-        self.mounted.append(Mounted(name, instrument, every_steps,
-                                    getattr(instrument, "tag_prefix", f"{name}/")))
+        self.mounted.append(Mounted(name, instrument, every_steps))
         self._refresh()
 
     def setup(self, context: RunContext) -> None:
@@ -167,15 +166,16 @@ class Instruments:
         self.mounted = [m for m in self.mounted if m.call("setup", context) is not False]
         self._refresh()
 
+    # The two hooks of every step: one loop each, the hook bound once, the time summed in place.
     def measure(self, view: StepView, row: dict[str, float], sink: Sink) -> None:
         """The due instruments' measurements of `view.step`: scalars into `row`, the rest to
         `sink`. Between backward() and step(): the parameters are those the loss was computed
         with, and .grad holds its gradients."""
         step = view.step
-        for m in self._measuring:
+        for m, measure in self._measuring:
             if step % m.every_steps == 0:
                 start = time.perf_counter()
-                out = m.instrument.measure(view)
+                out = measure(view)
                 m.seconds["measure"] = m.seconds.get("measure", 0.0) + time.perf_counter() - start
                 m.calls += 1
                 if out:
@@ -185,9 +185,13 @@ class Instruments:
         """After optimizer.step(), in mount order; each one's records logged at once, so that
         checkpoints, mounted last, hold them."""
         step = view.step
-        for m in self._after:
+        for m, after_step in self._after:
             if step % m.every_steps == 0:
-                out = m.call("after_step", view)
+                start = time.perf_counter()
+                out = after_step(view)
+                m.seconds["after_step"] = (m.seconds.get("after_step", 0.0)
+                                           + time.perf_counter() - start)
+                m.calls += 1
                 if out:
                     _log(m.prefix, out, step, sink)
 
