@@ -8,7 +8,7 @@ so on). The kept points are always exactly what the logger received at those ste
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -25,8 +25,14 @@ class Trajectory:
         self._steps: list[int] = []
         self._rows: list[list[float]] = []
 
-    def record(self, step: int, values: list[float]) -> None:
+    def keeps_next(self) -> bool:
+        """Whether the next recorded row will be kept: a caller may skip reading one that will
+        not (then it calls `record(step, None)`)."""
+        return self._seen % self.stride == 0
+
+    def record(self, step: int, values: Optional[list[float]]) -> None:
         if self._seen % self.stride == 0:
+            assert values is not None, "keeps_next() said this row is kept"
             self._steps.append(step)
             self._rows.append(values)
             if len(self._rows) >= self.max_points:

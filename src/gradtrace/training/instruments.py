@@ -127,8 +127,18 @@ class Mounted:
         self.measure: Optional[Callable[[StepView], Any]] = getattr(instrument, "measure", None)
         self.after_step: Optional[Callable[[StepView], Any]] = getattr(instrument, "after_step",
                                                                         None)
-        self.seconds: dict[str, float] = {}  # hook -> its own time in total
+        self.seconds: dict[str, float] = {}  # hook -> its own time in total (the rare hooks)
+        self.measure_seconds = self.after_step_seconds = 0.0  # the hooks of every step
         self.calls = 0
+
+    def cost(self) -> dict[str, Any]:
+        """Its own seconds and calls over all hooks, and the seconds of each hook it has."""
+        hooks = dict(self.seconds)
+        if self.measure is not None:
+            hooks["measure"] = self.measure_seconds
+        if self.after_step is not None:
+            hooks["after_step"] = self.after_step_seconds
+        return {"seconds": sum(hooks.values()), "calls": self.calls, "hooks": hooks}
 
     def call(self, hook: str, arg: Any) -> Any:
         """`hook(arg)`, timed; None when the instrument has no such hook."""
@@ -176,7 +186,7 @@ class Instruments:
             if step % m.every_steps == 0:
                 start = time.perf_counter()
                 out = measure(view)
-                m.seconds["measure"] = m.seconds.get("measure", 0.0) + time.perf_counter() - start
+                m.measure_seconds += time.perf_counter() - start
                 m.calls += 1
                 if out:
                     _collect(m.prefix, out, step, row, sink)
@@ -189,8 +199,7 @@ class Instruments:
             if step % m.every_steps == 0:
                 start = time.perf_counter()
                 out = after_step(view)
-                m.seconds["after_step"] = (m.seconds.get("after_step", 0.0)
-                                           + time.perf_counter() - start)
+                m.after_step_seconds += time.perf_counter() - start
                 m.calls += 1
                 if out:
                     _log(m.prefix, out, step, sink)
@@ -217,8 +226,7 @@ class Instruments:
     def costs(self) -> dict[str, dict[str, Any]]:
         """Each instrument's own time: seconds and calls of all its hooks together, and the
         seconds of each hook."""
-        return {m.name: {"seconds": sum(m.seconds.values()), "calls": m.calls,
-                         "hooks": dict(m.seconds)} for m in self.mounted}
+        return {m.name: m.cost() for m in self.mounted}
 
     def __contains__(self, name: str) -> bool:
         return any(m.name == name for m in self.mounted)
