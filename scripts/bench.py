@@ -85,7 +85,7 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         chosen = list(overrides) or [f"model={example}"]
         cfg = compose("train", overrides=[*chosen, f"trainer.steps={steps}"])
-    run = build_run(make_plan(cfg))
+    run = build_run(make_plan(cfg), str(out_dir))  # the landscape's picture goes there
     initial = copy.deepcopy(run.model.state_dict())
     inputs, targets = next(run.batches)
     plan = run.plan
@@ -133,11 +133,12 @@ def bench_insight(example: str, repeats: int) -> dict[str, float]:
     overrides = [f"model={example}", "trainer.grad_check.every_steps=1", "trainer.explain_steps=1"]
     with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    run = build_run(make_plan(cfg))
-    train(
-        model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
-        instruments=run.instruments, logger=NullLogger(""), steps=100,
-    )  # a real path for the landscape
+    with tempfile.TemporaryDirectory() as tmp:  # where the landscape instrument draws
+        run = build_run(make_plan(cfg), tmp)
+        train(
+            model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
+            instruments=run.instruments, logger=NullLogger(""), steps=100,
+        )  # a real path for the landscape
     grad_check = run.instruments["grad_check"].check
     explainer = run.instruments["explain"].explainer
     landscape = run.instruments["landscape"]
@@ -231,7 +232,7 @@ def bench_checkpoints(repeats: int) -> None:
         for name, overrides in cases.items():
             with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
                 cfg = compose("train", overrides=[*overrides, "logger=none"])
-            run = build_run(make_plan(cfg))
+            run = build_run(make_plan(cfg), tmp)
             inputs, targets = next(run.batches)
             bare_loop(run.model, run.loss_fn, run.optimizer, inputs, targets, 3)  # optimiser state
             step_times = []
