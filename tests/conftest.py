@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ CONFIGS = REPO / "configs"
 TRAIN_SCRIPT = REPO / "scripts" / "train.py"
 
 register()
+# Where the runs that tests build but do not train may write (a landscape picture, if trained).
+BUILD_DIR = tempfile.TemporaryDirectory(prefix="gradtrace-tests-")
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +51,7 @@ def compose_config_from(config_dir: Path, *overrides: str) -> DictConfig:
 
 def build(*overrides: str) -> Run:
     """What `python scripts/train.py OVERRIDES` builds before its first step."""
-    return build_run(make_plan(compose_config(*overrides)))
+    return build_run(make_plan(compose_config(*overrides)), BUILD_DIR.name)
 
 
 def run_cli(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from gradtrace.errors import ConfigError
 from gradtrace.setup.build import build_run
 from gradtrace.setup.plan import make_plan
 
-from conftest import REPO, compose_config_from, run_cli, run_dirs, run_gradtrace, scalars
+from conftest import BUILD_DIR, REPO, compose_config_from, run_cli, run_dirs, run_gradtrace, scalars
 
 PAGE = REPO / "docs" / "guide" / "your-own-experiment.md"
 SECTION = "## Your own experiment"
@@ -181,7 +181,7 @@ def test_bad_own_options_are_one_line_before_anything_runs(
     sys.modules.pop("mywork", None)
     cfg = compose_config_from(experiment / "conf", *overrides)
     with pytest.raises(ConfigError, match=message):
-        build_run(make_plan(cfg))
+        build_run(make_plan(cfg), BUILD_DIR.name)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from gradtrace.setup.build import build_run
 from gradtrace.setup.plan import make_plan
 from gradtrace.sweeps.summary import summarize
 
-from conftest import compose_config, event_accumulator, run_dirs
+from conftest import BUILD_DIR, compose_config, event_accumulator, run_dirs
 
 SEED = 5
 SAMPLES, FEATURES = 1000, 10  # configs/data/uniform.yaml, which model=regressor brings
@@ -197,7 +197,7 @@ def test_training_uses_only_the_samples_not_held_out(tmp_path: Path):
     kept = train_index(held)
     assert len(kept) == 800
 
-    built = build_run(make_plan(compose_config(*REGRESSOR, *SPLIT)))
+    built = build_run(make_plan(compose_config(*REGRESSOR, *SPLIT)), BUILD_DIR.name)
     np.testing.assert_array_equal(built.train_data.inputs.double().numpy(), x[kept])
     np.testing.assert_array_equal(built.train_data.targets.double().numpy(), y[kept])
     np.testing.assert_array_equal(built.val_data.inputs.double().numpy(), x[held])

@@ -22,7 +22,7 @@ from gradtrace.setup.plan import make_plan
 from gradtrace.training import checkpoint
 from gradtrace.training.distributed import World, check_shards
 
-from conftest import REPO, TRAIN_SCRIPT, compose_config, run_cli, run_dirs
+from conftest import BUILD_DIR, REPO, TRAIN_SCRIPT, compose_config, run_cli, run_dirs
 
 STEPS = 40
 CASES = {
@@ -293,4 +293,4 @@ def test_single_process_insight_is_refused_across_processes(key: str) -> None:
     plan = make_plan(compose_config("model=regressor", key))
     with pytest.raises(ConfigError, match=f"^{key.split('=')[0]} needs a single process .*, got 2 "
                                           f"processes: set {key.split('=')[0]}=0"):
-        build_run(plan, place=World(rank=0, size=2))
+        build_run(plan, BUILD_DIR.name, place=World(rank=0, size=2))

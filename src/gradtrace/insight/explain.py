@@ -136,9 +136,6 @@ class StepExplainer:
         self.named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.max_elements = max_elements  # larger tensors are named, not listed
 
-    def due(self, step: int) -> bool:
-        return step < self.steps
-
     def before_step(self, loss: float) -> Snapshot:
         return Snapshot(
             loss,

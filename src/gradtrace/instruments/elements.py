@@ -9,6 +9,7 @@ before the optimiser applies them.
 from __future__ import annotations
 
 import math
+from typing import NoReturn
 
 from gradtrace.errors import NonFiniteError
 from gradtrace.training.instruments import Row, RunContext, StepView
@@ -33,17 +34,14 @@ class Elements:
 
     def measure(self, view: StepView) -> Row:
         values = self.probe.read()  # a fresh list, laid out as probe.columns
-        total = math.hypot(*values[self._grads], *values[self._grad_norms])
-        if not math.isfinite(total + sum(values)):
+        if not self.probe.all_finite(view.loss_value, values):
             self._fail(view, values)
-        values.append(total)
+        values.append(math.hypot(*values[self._grads], *values[self._grad_norms]))
         return Row(self.columns, values)
 
-    def _fail(self, view: StepView, values: list[float]) -> None:
+    def _fail(self, view: StepView, values: list[float]) -> NoReturn:
         bad = {"loss": view.loss_value} if not math.isfinite(view.loss_value) else {}
         bad.update(self.probe.nonfinite(values))
-        if not bad:
-            return  # the sum overflowed from finite values: the norms say more than logging can
         shown = ", ".join(f"{name} = {value}" for name, value in list(bad.items())[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
         raise NonFiniteError(

@@ -40,7 +40,7 @@ class Run:
     instruments: Instruments  # set up on this run; checkpoints are mounted by the experiment
 
 
-def build_run(plan: Plan, run_dir: str = ".", place: World = ALONE) -> Run:
+def build_run(plan: Plan, run_dir: str, place: World = ALONE) -> Run:
     """Build everything but the logger, in an order that keeps results reproducible: the seed,
     then the data, then the model's initial values; then set the instruments up on the run (each
     may refuse it with a ConfigError, before any file is written).

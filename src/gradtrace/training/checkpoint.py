@@ -20,9 +20,8 @@ import io
 import logging
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -113,30 +112,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     kind, keys, position, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     random.setstate(state["python"])
-
-
-@dataclass
-class Checkpointer:
-    """Saves the run's state every `every_steps` steps (0: never on the way), and on demand: after
-    the last step and on a stop signal. `capture(steps_done, loss, best_loss)` gives the state
-    (loss: the last step's), or None where this process writes none (ranks other than 0)."""
-
-    run_dir: str
-    every_steps: int
-    keep: int
-    capture: Callable[[int, float, float], Optional[dict[str, Any]]]
-    last_saved: int = -1  # steps done at the last save
-
-    def after_step(self, steps_done: int, loss: float, best_loss: float, *, last: bool) -> None:
-        if last or (self.every_steps and steps_done % self.every_steps == 0):
-            self.save(steps_done, loss, best_loss)
-
-    def save(self, steps_done: int, loss: float, best_loss: float) -> Optional[Path]:
-        if steps_done == self.last_saved:
-            return None  # already saved at this step
-        state = self.capture(steps_done, loss, best_loss)
-        self.last_saved = steps_done
-        return save(self.run_dir, state, self.keep) if state is not None else None
 
 
 def batch_state(batches: Iterator[Any]) -> Optional[dict[str, Any]]:
