@@ -13,7 +13,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet "$(TORCH)"
-	$(BIN)/pip install --quiet -e ".[test,sweeps]"
+	$(BIN)/pip install --quiet -e ".[test,sweeps,data]"
 	touch $@
 
 train: setup    ## a default training run (the scalar worked example); pass overrides with ARGS="..."

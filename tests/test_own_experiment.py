@@ -77,7 +77,7 @@ def command_runs(experiment: Path) -> list[tuple[list[str], Path]]:
 
 def test_readme_shows_the_files_and_commands():
     assert set(readme_files()) == {
-        "mywork.py", "conf/model/mlp.yaml", "conf/loss/huber.yaml", "conf/optim/rmsprop.yaml",
+        "mywork.py", "conf/model/my_mlp.yaml", "conf/loss/my_huber.yaml", "conf/optim/rmsprop.yaml",
         "conf/data/wave.yaml",
     }
     assert len(readme_commands()) == 5
@@ -146,7 +146,7 @@ def test_the_python_api_runs_the_same_experiment(experiment: Path, command_runs,
     monkeypatch.chdir(experiment)
     monkeypatch.syspath_prepend(str(experiment))
     result = gradtrace.run(
-        ["model=mlp", "loss=huber", "optim=rmsprop", "data=wave"],
+        ["model=my_mlp", "loss=my_huber", "optim=rmsprop", "data=wave"],
         config_dir="conf", run_dir=experiment / "api_run", verbose=False,
     )
     cli = scalars(first_run(command_runs, "optim=rmsprop", "data=wave"))
@@ -159,16 +159,16 @@ def test_the_python_api_runs_the_same_experiment(experiment: Path, command_runs,
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["model=mlp", "+model.width=3"],
+        (["model=my_mlp", "+model.width=3"],
          r"^model: mywork\.MLP takes no argument width; it takes hidden: drop it with ~model\.width$"),
         (["model=scalar", "model._target_=mywork.MLP"],
          r"^model: mywork\.MLP takes no argument init; it takes hidden: drop it with ~model\.init$"),
-        (["model=mlp", "~model.hidden"], r"^model: mywork\.MLP needs the argument hidden"),
-        (["model=mlp", "model._target_=mywork.Nope"],
+        (["model=my_mlp", "~model.hidden"], r"^model: mywork\.MLP needs the argument hidden"),
+        (["model=my_mlp", "model._target_=mywork.Nope"],
          r"^model\._target_=mywork\.Nope cannot be imported: mywork has no attribute Nope$"),
-        (["model=mlp", "model._target_=nowhere.MLP"],
+        (["model=my_mlp", "model._target_=nowhere.MLP"],
          r"^model\._target_=nowhere\.MLP cannot be imported: there is no module 'nowhere'"),
-        (["loss=huber", "+loss.deltaa=2"],
+        (["loss=my_huber", "+loss.deltaa=2"],
          r"^loss: mywork\.Huber takes no argument deltaa \(did you mean delta\?\)"),
         (["data=wave", "data.samples=abc"],
          r"^data: mywork\.wave failed: TypeError: "),
@@ -188,7 +188,7 @@ def test_bad_own_options_are_one_line_before_anything_runs(
 @pytest.mark.parametrize(
     "overrides,message",
     [
-        (["model=mlp", "optim=rmsprop", "optim.lr=-1"],
+        (["model=my_mlp", "optim=rmsprop", "optim.lr=-1"],
          "optim: torch.optim.RMSprop failed: ValueError: Invalid learning rate: -1"),
         (["model=regressor", "model._target_=torch.nn.Linear", "+model.out_features=1"],
          "model._target_=torch.nn.Linear returned predictions of shape [1000, 1] for targets of "

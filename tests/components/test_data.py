@@ -92,9 +92,10 @@ def test_a_loader_may_return_a_pair_of_arrays():
     "value,message",
     [
         ("abc", r"^data: my\.load must return gradtrace\.components\.data\.Samples or a pair"),
-        ((np.ones(4), np.ones(4)), r"^data: my\.load: inputs must have shape \[samples, features\]"),
-        ((np.ones((4, 2)), np.ones((4, 1))), r"targets must hold one number per input row \(4\), "
-                                             r"got shape \[4, 1\]"),
+        ((np.ones((4, 2)), np.ones(3)), r"^data: my\.load: inputs \[samples, \.\.\.\] and targets "
+                                        r"\[samples, \.\.\.\] must hold as many samples, got inputs "
+                                        r"of shape \[4, 2\] and targets of shape \[3\]$"),
+        ((np.ones((4, 2)), np.ones(())), r"must hold as many samples"),
         ((np.ones((0, 2)), np.ones(0)), r"^data: my\.load holds no samples$"),
         ((np.array([[1.0, np.inf]]), np.ones(1)),
          r"^data: my\.load: inputs hold 1 NaN or Inf value\(s\), the first inf at row 0, column 1"),

@@ -246,7 +246,8 @@ def test_val_path_gives_the_validation_samples_of_the_second_file(tmp_path: Path
 def test_val_path_with_another_number_of_features_is_refused(tmp_path: Path):
     train = write_csv(tmp_path / "train.csv", ["x1", "x2", "y"], [[1, 2, 3], [4, 5, 6]])
     val = write_csv(tmp_path / "val.csv", ["x1", "x2", "x3", "y"], [[1, 2, 3, 4]])
-    with pytest.raises(ConfigError, match=r"^data\.val_path: the validation samples have 3 "
-                                          r"features, the training samples 2$"):
+    with pytest.raises(ConfigError, match=r"^data\.val_path: a validation sample has inputs of "
+                                          r"shape \[3\] and targets of shape \[\], a training "
+                                          r"sample \[2\] and \[\]$"):
         build("model=linear", "data=file", f"data.path={train}", "data.target=y",
               f"data.val_path={val}")

@@ -33,6 +33,8 @@ def option_overrides(group: str, option: str, tmp_path: Path) -> list[str]:
     """Overrides that select `option`, plus what it needs to build (data=file: a file)."""
     # The scalar model ignores its inputs, so it fits every data option.
     overrides = [f"{group}={option}"] if group == "model" else ["model=scalar", f"{group}={option}"]
+    if (group, option) == ("loss", "cross_entropy"):  # class logits: a classifier
+        overrides = ["model=logistic", f"{group}={option}"]
     if group == "instruments":  # each switched on, on a run it applies to
         overrides = ["model=regressor", f"instruments=[{option}]",
                      f"instruments.{option}.every_steps=1", *INSTRUMENT_NEEDS.get(option, [])]
@@ -149,7 +151,8 @@ def test_logger_settings_are_checked_before_its_file_exists(tmp_path: Path):
         (["model=linear", "data.inputs=[[1,2],[3]]", "data.targets=[1,2]"],
          r"^data\.inputs must be rows of numbers, all of one length"),
         (["model=linear", "data.targets=[1,2]"],
-         r"^data: targets must hold one number per input row \(1\), got shape \[2\]$"),
+         r"^data: inputs \[samples, \.\.\.\] and targets \[samples, \.\.\.\] must hold as many "
+         r"samples, got inputs of shape \[1, 3\] and targets of shape \[2\]$"),
         (["model=regressor", "data.val_fraction=0.5", "data.val_path=v.csv"],
          r"^data\.val_path needs a data option that reads a file"),
     ],

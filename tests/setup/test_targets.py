@@ -1,13 +1,11 @@
-"""gradtrace.setup.targets, the path every object is built on, and the model contract checked before
-step 0: with classes of a user's kind, defined here."""
+"""gradtrace.setup.targets, the path every object is built on: with classes of a user's kind,
+defined here. (The model contract checked before step 0: tests/components/test_tasks.py.)"""
 
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
-from gradtrace.components.models import check_contract, check_loss
 from gradtrace.errors import ConfigError
 from gradtrace.setup.targets import Target
 
@@ -83,76 +81,3 @@ def test_a_missing_or_odd_target_is_named():
                                           r"^logger\.run_dir is set by gradtrace itself"):
         Target.from_config("logger", {"_target_": "gradtrace.loggers.NullLogger", "run_dir": "x"},
                            given=("run_dir", "columns"))
-
-
-X = torch.ones(4, 3)
-Y = torch.zeros(4)
-
-
-class Columns(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(3, 1)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.linear(inputs)  # [N, 1]: the classic mistake
-
-
-class Counts(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = nn.Parameter(torch.ones(3))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return (inputs @ self.w).long()
-
-
-class Dropping(nn.Module):
-    """Dropout and batch norm: the check must not draw random numbers or update statistics."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm, self.drop, self.w = nn.BatchNorm1d(3), nn.Dropout(0.5), nn.Parameter(torch.ones(3))
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.norm(inputs)) @ self.w
-
-
-@pytest.mark.parametrize(
-    "loss_fn,message",
-    [
-        (torch.nn.MSELoss(reduction="none"),
-         r"^loss\._target_=my\.Loss returned \[4\] for predictions of shape \[4\]; it must return "
-         r"one floating-point number"),
-        (lambda p, t: float((p - t).abs().mean()), r"returned float for predictions"),
-        (lambda p, t: p.view(2, 3), r"^loss: my\.Loss failed: RuntimeError: "),
-    ],
-)
-def test_the_loss_must_be_one_number(loss_fn, message: str):
-    with pytest.raises(ConfigError, match=message):
-        check_loss(loss_fn, "my.Loss", torch.ones(4), Y)
-
-
-@pytest.mark.parametrize(
-    "model,message",
-    [
-        (Columns(), r"^model\._target_=my\.Model returned predictions of shape \[4, 1\] for targets "
-                    r"of shape \[4\]: it must return one number per sample \(return out\.squeeze"),
-        (Counts(), r"^model\._target_=my\.Model returned torch\.int64 predictions of shape \[4\] "
-                   r"for targets of shape \[4\]; they must be floating point$"),
-        (nn.Identity(), r"^model\._target_=my\.Model has no trainable parameter$"),
-    ],
-)
-def test_the_model_contract(model: nn.Module, message: str):
-    with pytest.raises(ConfigError, match=message):
-        check_contract(model, "my.Model", X, Y)
-
-
-def test_the_contract_check_leaves_the_model_and_the_random_state_as_they_were():
-    model = Dropping().train()
-    stats = model.norm.running_mean.clone()
-    inputs = torch.rand(4, 3)
-    state = torch.get_rng_state()
-    check_contract(model, "my.Dropping", inputs, Y)
-    assert model.training and torch.equal(model.norm.running_mean, stats)
-    assert torch.equal(torch.get_rng_state(), state)

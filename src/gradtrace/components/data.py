@@ -1,40 +1,55 @@
-"""Samples, and how the trainer gets them: inputs [N, D] and targets [N], float32 tensors held in
-memory, split into training and validation samples, served as full batches or seeded shuffled
-mini-batches (index slicing of the tensors, not a per-sample DataLoader).
+"""Samples, and how the trainer gets them: inputs [N, ...] (float32) and targets [N, ...]
+(float32 numbers, or int64 class indices), tensors held in memory, split into training and
+validation samples, served as full batches or seeded shuffled mini-batches (index slicing of the
+tensors, not a per-sample DataLoader).
 
 A data option's `_target_` is any function or class that returns `Samples`, or a pair
-(inputs, targets) of tensors, arrays or lists. The worked examples' data below, and
-`gradtrace.components.files.load_file`, are the first users of that path.
+(inputs, targets) of tensors, arrays or lists. The worked examples' data below, the generated
+classification sets (gradtrace.components.datasets) and `gradtrace.components.files.load_file`
+are the first users of that path. Which dtype the targets need is the loss's to say
+(gradtrace.components.tasks): the data keep what they were given.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Any, Iterator
+import math
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
 
 from gradtrace.errors import ConfigError, is_finite_number, require
 
-Batch = tuple[torch.Tensor, torch.Tensor]  # inputs [B, D], targets [B]
+Batch = tuple[torch.Tensor, torch.Tensor]  # inputs [B, ...], targets [B, ...]
 
 
 @dataclass(frozen=True)
 class Samples:
-    inputs: torch.Tensor  # [N, D] float32
-    targets: torch.Tensor  # [N] float32
+    inputs: torch.Tensor  # [N, ...] float32
+    targets: torch.Tensor  # [N, ...] float32, or int64 class indices
+    # The class names of a file's text label column, in index order (label i is classes[i]).
+    classes: Optional[tuple[str, ...]] = None
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
     @property
+    def shape(self) -> tuple[int, ...]:
+        """One sample's input shape, e.g. (64,) or (1, 8, 8)."""
+        return tuple(self.inputs.shape[1:])
+
+    @property
     def features(self) -> int:
-        return self.inputs.shape[1]
+        """Input elements per sample: what a model that flattens its inputs takes."""
+        return math.prod(self.shape)
 
     def subset(self, index: torch.Tensor) -> Samples:
-        return Samples(self.inputs[index], self.targets[index])
+        return replace(self, inputs=self.inputs[index], targets=self.targets[index])
+
+    def with_targets(self, targets: torch.Tensor) -> Samples:
+        return replace(self, targets=targets)
 
 
 def as_samples(value: Any, source: str) -> Samples:
@@ -49,13 +64,11 @@ def as_samples(value: Any, source: str) -> Samples:
             f"{source} must return gradtrace.components.data.Samples or a pair (inputs, targets), "
             f"got {type(value).__name__}"
         )
-    if inputs.ndim != 2:
-        raise ConfigError(f"{source}: inputs must have shape [samples, features], got "
-                          f"{list(inputs.shape)}")
-    if targets.shape != (inputs.shape[0],):
+    if inputs.ndim < 1 or targets.ndim < 1 or targets.shape[0] != inputs.shape[0]:
         raise ConfigError(
-            f"{source}: targets must hold one number per input row ({inputs.shape[0]}), "
-            f"got shape {list(targets.shape)}"
+            f"{source}: inputs [samples, ...] and targets [samples, ...] must hold as many "
+            f"samples, got inputs of shape {list(inputs.shape)} and targets of shape "
+            f"{list(targets.shape)}"
         )
     if len(targets) == 0:
         raise ConfigError(f"{source} holds no samples")
@@ -67,14 +80,20 @@ def as_samples(value: Any, source: str) -> Samples:
                 f"{source}: {name} hold {len(bad)} NaN or Inf value(s), the first "
                 f"{tensor[tuple(bad[0])].item()} at row {where} (counting from 0)"
             )
-    return Samples(inputs.float(), targets.float())
+    integral = not targets.is_floating_point() and not targets.is_complex()
+    classes = value.classes if isinstance(value, Samples) else None
+    return Samples(inputs.float(), targets.long() if integral else targets.float(), classes)
 
 
 def _tensor(value: Any, source: str) -> torch.Tensor:
+    """Numbers as a tensor: integers stay integers (class labels), the rest float32."""
     try:
         if isinstance(value, torch.Tensor):
             return value.detach()
-        return torch.as_tensor(np.asarray(value, dtype=np.float32))
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"got {array.dtype} values")
+        return torch.as_tensor(array if array.dtype.kind in "biu" else array.astype(np.float32))
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{source}: inputs and targets must be numbers ({error})") from None
 
@@ -82,8 +101,9 @@ def _tensor(value: Any, source: str) -> torch.Tensor:
 # --- the worked examples' data ---------------------------------------------------------------
 
 
-def points(inputs: list[list[float]], targets: list[float]) -> Samples:
-    """Samples written out in the config (`data.inputs`, `data.targets`)."""
+def points(inputs: list[list[float]], targets: list[Any]) -> Samples:
+    """Samples written out in the config (`data.inputs`, `data.targets`: numbers, rows of
+    numbers, or integer class labels)."""
     try:
         x = torch.tensor(inputs, dtype=torch.float32)
     except (TypeError, ValueError):
@@ -93,8 +113,8 @@ def points(inputs: list[list[float]], targets: list[float]) -> Samples:
     if x.ndim != 2:
         raise ConfigError(f"data.inputs must be a list of rows [[...], ...], got {inputs!r}")
     try:
-        y = torch.tensor(targets, dtype=torch.float32)
-    except (TypeError, ValueError):
+        y = torch.tensor(targets)
+    except (TypeError, ValueError, RuntimeError):
         raise ConfigError(f"data.targets must be a list of numbers, got {targets!r}") from None
     return as_samples((x, y), "data")
 
@@ -111,25 +131,57 @@ def uniform(samples: int, features: int, *, seed: int) -> Samples:
     return Samples(x, y)
 
 
+def align_classes(held_out: Samples, classes: Optional[tuple[str, ...]]) -> Samples:
+    """Validation samples read from their own file, their text labels numbered as the training
+    file's (`classes`): label i means the same class in both."""
+    if held_out.classes == classes:
+        return held_out
+    if classes is None or held_out.classes is None:
+        text, numbers = ("validation", "training") if classes is None else ("training", "validation")
+        raise ConfigError(f"data.val_path: the {text} file's target column holds text labels, the "
+                          f"{numbers} file's numbers; both must hold the same kind")
+    unknown = sorted(set(held_out.classes) - set(classes))
+    if unknown:
+        raise ConfigError(f"data.val_path: the validation file has class label(s) "
+                          f"{', '.join(map(repr, unknown[:5]))} that the training file has not")
+    index = torch.tensor([classes.index(name) for name in held_out.classes])
+    return replace(held_out, targets=index[held_out.targets], classes=classes)
+
+
 # --- validation split and batches ------------------------------------------------------------
 
 
-def split(samples: Samples, val_fraction: float, seed: int) -> tuple[Samples, Samples | None]:
+def split(samples: Samples, val_fraction: float, seed: int, *, stratify: bool = False
+          ) -> tuple[Samples, Samples | None]:
     """A seeded random `val_fraction` of the samples held out for validation; the rest, in their
-    original order, for training. val_fraction 0: no validation samples."""
+    original order, for training. val_fraction 0: no validation samples. stratify (class
+    indices [N]): that fraction of each class, so both parts keep the classes' proportions."""
     check_val_fraction(val_fraction)
     if val_fraction == 0:
         return samples, None
     n = len(samples)
-    held_out = round(n * val_fraction)
+    generator = torch.Generator().manual_seed(seed)
+    if stratify:
+        held = [members[torch.randperm(len(members), generator=generator)]
+                [:round(len(members) * val_fraction)]
+                for members in _by_class(samples.targets)]
+        val_index = torch.cat(held).sort().values
+    else:
+        val_index = torch.randperm(n, generator=generator)[:round(n * val_fraction)].sort().values
+    held_out = len(val_index)
     if not 1 <= held_out < n:
         raise ConfigError(
             f"data.val_fraction={val_fraction} of {n} samples leaves {held_out} for validation "
             f"and {n - held_out} for training; both need at least one"
         )
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    val_index, train_index = order[:held_out].sort().values, order[held_out:].sort().values
-    return samples.subset(train_index), samples.subset(val_index)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[val_index] = False
+    return samples.subset(keep.nonzero().squeeze(1)), samples.subset(val_index)
+
+
+def _by_class(labels: torch.Tensor) -> list[torch.Tensor]:
+    """The indices of each class's samples, classes in increasing order."""
+    return [(labels == c).nonzero().squeeze(1) for c in labels.unique()]
 
 
 def check_val_fraction(val_fraction: Any) -> None:

@@ -1,7 +1,10 @@
 """Samples from a file (data=file): .csv, .parquet or .npz, chosen by the file's suffix.
 
-    .csv      a header row, then one sample per row; `target` names the target column, the
-              features are `features` (column names) or every other column
+    .csv      a header row, then one sample per row; `target` names the target column (or a
+              list of them: targets [N, K]), the features are `features` (column names) or
+              every other column. A target column of text is class labels: its sorted distinct
+              values are the classes 0, 1, ...; one of integers stays integers. Nothing else is
+              transformed.
     .parquet  the same columns, in a Parquet file
     .npz      NumPy arrays `inputs` [N, D] and `targets` [N] (np.savez)
 
@@ -13,6 +16,7 @@ NaN or Inf.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from gradtrace.errors import ConfigError, one_line
 SUFFIXES = (".csv", ".parquet", ".npz")
 
 
-def load_file(path: str, *, target: str | None, features: list[str] | None) -> Samples:
+def load_file(path: str, *, target: str | list[str] | None, features: list[str] | None) -> Samples:
     """The samples of the file at `path` (relative to the folder gradtrace runs from)."""
     file = _existing_file(path)
     if file.suffix == ".npz":
@@ -43,28 +47,60 @@ def load_file(path: str, *, target: str | None, features: list[str] | None) -> S
         raise ConfigError(
             f"data.target must name the target column of {path}, one of {_listed(names)}"
         )
+    targets_ = list(target) if isinstance(target, (list, tuple)) else [target]
+    if not targets_ or not all(isinstance(t, str) for t in targets_):
+        raise ConfigError(f"data.target must name a column or list columns of {path}, got "
+                          f"{target!r}")
     if features is None:
-        features = [n for n in names if n != target]
-    unknown = [c for c in [target, *features] if c not in names]
+        features = [n for n in names if n not in targets_]
+    unknown = [c for c in [*targets_, *features] if c not in names]
     if unknown:
-        key = "data.target" if unknown[0] == target else "data.features"
+        key = "data.target" if unknown[0] in targets_ else "data.features"
         raise ConfigError(
             f"{key}: {unknown[0]!r} is not a column of {path}; its columns are {_listed(names)}"
         )
-    repeated = [c for c in [target, *features] if names.count(c) > 1]
+    repeated = [c for c in [*targets_, *features] if names.count(c) > 1]
     if repeated:
         raise ConfigError(
             f"data.path={path}: the header names the column {repeated[0]!r} "
             f"{names.count(repeated[0])} times; rename all but one"
         )
-    if target in features or not features:
+    if set(targets_) & set(features) or not features:
         raise ConfigError(
             f"data.features must be one or more columns other than the target {target!r}, "
             f"got {list(features)}"
         )
     inputs = np.column_stack([_numbers(table, name, file) for name in features])
-    targets = _numbers(table, target, file)
-    return as_samples((inputs, targets), f"data: {path}")
+    if len(targets_) > 1:
+        samples = as_samples((inputs, np.column_stack(
+            [_numbers(table, name, file) for name in targets_])), f"data: {path}")
+        return samples
+    values, classes = _target(table, targets_[0], file)
+    samples = as_samples((inputs, values), f"data: {path}")
+    return replace(samples, classes=classes)
+
+
+def _target(table: Any, name: str, file: Path) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """One target column: integers as int64, numbers as float64, or text as class labels (the
+    indices of its sorted distinct values, and those values)."""
+    import pyarrow as pa
+
+    column = table.column(name)
+    kind = column.type
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        if column.null_count:
+            return _numbers(table, name, file), None  # names the empty cell
+        return column.to_numpy().astype(np.int64), None
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return _numbers(table, name, file), None
+    cells = column.to_pylist()
+    try:
+        return _numbers(table, name, file), None  # text that is all numbers ("1.5", " 2")
+    except ConfigError:
+        if None in cells:
+            raise
+    classes, index = np.unique(np.asarray(cells, dtype=object).astype(str), return_inverse=True)
+    return index.astype(np.int64), tuple(str(c) for c in classes)
 
 
 def _existing_file(path: str) -> Path:

@@ -1,16 +1,17 @@
-"""The worked examples' models, and the contract every model (a user's too) must keep: inputs
-[N, in_features] in, one floating-point prediction per sample [N] out, at least one trainable
-parameter. `check_contract` tests it on real data before step 0."""
+"""The worked examples' models (scalar, linear, regressor): one floating-point prediction per
+sample [N]. What every model (a user's too) must give for the chosen loss is checked on real data
+before step 0 by gradtrace.components.tasks.check_contract; the classifiers are in
+gradtrace.components.networks."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
 
-from gradtrace.errors import ConfigError, failure, is_float32, require
+from gradtrace.errors import ConfigError, is_float32, require
 
 
 class Scalar(nn.Module):
@@ -93,53 +94,3 @@ def evaluating(model: nn.Module) -> Iterator[None]:
             yield
     finally:
         model.train(training)
-
-
-def check_contract(
-    model: nn.Module, target: str, inputs: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    """One forward pass on a batch, without gradients and in eval mode (no dropout randomness,
-    no batch-norm statistics updated), to stop before step 0 a model whose predictions do not
-    fit the targets: a [N, 1] output would broadcast against [N] targets into an [N, N] loss and
-    train silently on the wrong thing."""
-    if not any(p.requires_grad for p in model.parameters()):
-        raise ConfigError(f"model._target_={target} has no trainable parameter")
-    with evaluating(model):
-        preds = model(inputs)
-    if not isinstance(preds, torch.Tensor):
-        raise ConfigError(
-            f"model._target_={target} returned {type(preds).__name__} for inputs of shape "
-            f"{list(inputs.shape)}; it must return a tensor of shape {list(targets.shape)}"
-        )
-    if preds.shape != targets.shape:
-        hint = " (return out.squeeze(-1))" if preds.shape == (*targets.shape, 1) else ""
-        raise ConfigError(
-            f"model._target_={target} returned predictions of shape {list(preds.shape)} for "
-            f"targets of shape {list(targets.shape)}: it must return one number per sample"
-            f"{hint}"
-        )
-    if not preds.is_floating_point():
-        raise ConfigError(
-            f"model._target_={target} returned {preds.dtype} predictions of shape "
-            f"{list(preds.shape)} for targets of shape {list(targets.shape)}; they must be "
-            f"floating point"
-        )
-    return preds
-
-
-def check_loss(loss_fn: Callable[..., Any], target: str, preds: torch.Tensor,
-               targets: torch.Tensor) -> None:
-    """The loss of a batch must be one number: a per-sample loss (reduction="none") would stop
-    backward() at step 0 with a traceback."""
-    with torch.no_grad():
-        try:
-            loss = loss_fn(preds, targets)
-        except Exception as error:
-            raise failure("loss", target, error) from None
-    if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.is_floating_point():
-        shape = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ConfigError(
-            f"loss._target_={target} returned {shape} for predictions of shape "
-            f"{list(preds.shape)}; it must return one floating-point number (a 0-d tensor), "
-            f"e.g. the mean over the batch"
-        )

@@ -13,8 +13,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gradtrace.components import data as data_module
+from gradtrace.components import tasks
 from gradtrace.components.data import Batch, Samples
-from gradtrace.components.models import check_contract, check_loss
 from gradtrace.errors import ConfigError
 from gradtrace.loggers import Logger, NullLogger
 from gradtrace.setup.devices import resolve_device, resolve_threads
@@ -58,16 +58,26 @@ def build_run(plan: Plan, run_dir: str, place: World = ALONE) -> Run:
         # asked not to. torch's CPU kernels are deterministic for a given thread count, and this
         # call imports torch's compiler (0.8 s of every run's start), so CPU runs skip it.
         torch.use_deterministic_algorithms(True, warn_only=True)
-    train_data, val_data = load_data(plan)
+    loss_fn = plan.loss.build()  # first: it says what the targets must be (gradtrace.components.tasks)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn = loss_fn.to(device)  # class weights
+    kind = tasks.kind_of(loss_fn)
+    train_data, val_data = load_data(plan, kind)
     check_shards(place, len(train_data), plan.batch_size)
-    model: nn.Module = plan.model.build(in_features=train_data.features).to(device)
+    model: nn.Module = plan.model.build(
+        in_features=train_data.features, input_shape=train_data.shape,
+        outputs=tasks.outputs(train_data, kind),
+    ).to(device)
     part = (place.rank, place.size)
     batches = data_module.batches(train_data, plan.batch_size, plan.seed, device, part)
     size = plan.batch_size or len(train_data)  # the first batch's worth of samples
     inputs, targets = train_data.inputs[:size].to(device), train_data.targets[:size].to(device)
-    preds = check_contract(model, plan.model.path, inputs, targets)
-    loss_fn = plan.loss.build()
-    check_loss(loss_fn, plan.loss.path, preds, targets)
+    preds = tasks.check_contract(model, plan.model.path, plan.loss.path, kind, inputs, targets)
+    if kind == tasks.CLASSES:
+        for samples, where in ((train_data, "data"), (val_data, "validation data")):
+            if samples is not None:
+                tasks.check_classes(samples, preds.shape[1], where)
+    tasks.check_loss(loss_fn, plan.loss.path, preds, targets)
     optimizer = plan.optim.build(model.parameters())
     context = RunContext(
         model=model, loss_fn=loss_fn, optimizer=optimizer, train_data=train_data,
@@ -105,19 +115,26 @@ def build_instruments(plan: Plan, context: RunContext) -> Instruments:
     return instruments
 
 
-def load_data(plan: Plan) -> tuple[Samples, Optional[Samples]]:
-    """The training samples and the validation samples (None when there are none)."""
+def load_data(plan: Plan, kind: str) -> tuple[Samples, Optional[Samples]]:
+    """The training samples and the validation samples (None when there are none), their targets
+    as the task `kind` needs them; a validation split of class labels keeps each class's share."""
     source = f"data: {plan.data.path}"
-    samples = data_module.as_samples(plan.data.build(seed=plan.seed), source)
+    samples = tasks.prepare(data_module.as_samples(plan.data.build(seed=plan.seed), source),
+                            kind, source, plan.loss.path)
     if plan.val_data is None:
-        train, held_out = data_module.split(samples, plan.val_fraction, plan.seed)
+        stratify = kind == tasks.CLASSES and samples.targets.ndim == 1
+        train, held_out = data_module.split(samples, plan.val_fraction, plan.seed,
+                                            stratify=stratify)
     else:
         train = samples
         held_out = data_module.as_samples(plan.val_data.build(seed=plan.seed), source)
-        if held_out.features != train.features:
+        held_out = tasks.prepare(data_module.align_classes(held_out, train.classes), kind,
+                                 f"data.val_path={plan.val_data.kwargs['path']}", plan.loss.path)
+        if held_out.shape != train.shape or held_out.targets.shape[1:] != train.targets.shape[1:]:
             raise ConfigError(
-                f"data.val_path: the validation samples have {held_out.features} features, the "
-                f"training samples {train.features}"
+                f"data.val_path: a validation sample has inputs of shape {list(held_out.shape)} "
+                f"and targets of shape {list(held_out.targets.shape[1:])}, a training sample "
+                f"{list(train.shape)} and {list(train.targets.shape[1:])}"
             )
     data_module.check_batch_size(plan.batch_size, len(train))
     return train, held_out
