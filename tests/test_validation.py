@@ -1,6 +1,6 @@
 """The validation loss: data.val_fraction / data.val_path, loss/val every trainer.val_every_steps
 and after the last update, result.json's val_loss, the loss/val_final HParams metric and
-`objective=loss/val_final` for sweepers. Expected values are recomputed here in NumPy from the
+`objective.metric=loss/val_final` for sweepers. Expected values are recomputed here in NumPy from the
 data regenerated from the seed and the parameters read back from the event file."""
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def session_hparams(run_dir: Path) -> dict:
 
 def test_result_json_and_hparams_with_validation(tmp_path: Path):
     result = run(tmp_path, "run", *REGRESSOR, *SPLIT, "trainer.steps=12",
-                 "trainer.val_every_steps=5", "objective=loss/val_final")
+                 "trainer.val_every_steps=5", "objective.metric=loss/val_final")
     saved = json.loads((result.run_dir / "result.json").read_text())
     val = result.history["loss/val"]
     assert val.steps[-1] == 12
@@ -269,7 +269,7 @@ def test_result_json_and_hparams_with_validation(tmp_path: Path):
     assert final.steps.tolist() == [11] and final.values[0] == pytest.approx(result.val_loss)
     hparams = session_hparams(result.run_dir)
     assert hparams["data.val_fraction"] == pytest.approx(FRACTION)
-    assert hparams["objective"] == "loss/val_final"
+    assert hparams["objective.metric"] == "loss/val_final" and hparams["objective.mode"] == "min"
 
 
 def test_result_json_and_hparams_without_validation(tmp_path: Path):
@@ -285,16 +285,16 @@ def test_result_json_and_hparams_without_validation(tmp_path: Path):
     assert result.history["loss/train"].values[0] == pytest.approx(mae(x, y, params0), rel=2e-6)
 
 
-# --- 5. objective=loss/val_final needs validation samples -----------------------------------
+# --- 5. objective.metric=loss/val_final needs validation samples -----------------------------------
 
 
 @pytest.mark.slow
 def test_val_final_objective_without_validation_samples_exits_2_before_step_0(cli, tmp_path: Path):
-    result = cli("model=regressor", "objective=loss/val_final", "trainer.steps=3")
+    result = cli("model=regressor", "objective.metric=loss/val_final", "trainer.steps=3")
     assert result.returncode == 2
     output = result.stdout + result.stderr
     (error,) = [line for line in output.splitlines() if "[ERROR]" in line]
-    assert "objective=loss/val_final needs validation samples" in error
+    assert "objective.metric=loss/val_final needs validation samples" in error
     assert "data.val_fraction" in error
     assert "Traceback" not in output
     assert not list(tmp_path.rglob("events.out.tfevents.*"))
@@ -304,8 +304,8 @@ def test_val_final_objective_without_validation_samples_exits_2_before_step_0(cl
 
 
 def test_val_final_objective_without_validation_is_a_config_error_in_process(tmp_path: Path):
-    with pytest.raises(ConfigError, match=r"objective=loss/val_final needs validation samples"):
-        run(tmp_path, "run", *REGRESSOR, "objective=loss/val_final")
+    with pytest.raises(ConfigError, match=r"objective.metric=loss/val_final needs validation samples"):
+        run(tmp_path, "run", *REGRESSOR, "objective.metric=loss/val_final")
     assert not list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
@@ -314,7 +314,7 @@ def test_a_bad_val_fraction_with_val_final_objective_names_the_fraction(fraction
     # Not a TypeError from comparing 'abc' with 0, nor "needs validation samples" for -0.5.
     with pytest.raises(ConfigError, match=r"^data\.val_fraction must be a number in \[0, 1\)"):
         make_plan(compose_config("model=regressor", f"data.val_fraction={fraction}",
-                                 "objective=loss/val_final"))
+                                 "objective.metric=loss/val_final"))
 
 
 # --- 6. an Optuna sweep minimises the validation loss ---------------------------------------
@@ -324,7 +324,7 @@ def test_a_bad_val_fraction_with_val_final_objective_names_the_fraction(fraction
 def test_optuna_sweep_minimises_val_final_and_the_summary_ranks_by_it(cli, tmp_path: Path):
     result = cli("-m", "hydra/sweeper=optuna_lr", "hydra.sweeper.n_trials=4", "logger=none",
                  "model=regressor", f"data.val_fraction={FRACTION}", "trainer.steps=20",
-                 "landscape.enabled=false", "objective=loss/val_final")
+                 "landscape.enabled=false", "objective.metric=loss/val_final")
     assert result.returncode == 0, result.stderr
     (sweep_dir,) = sorted((tmp_path / "outputs" / "multirun").iterdir())
     results = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/result.json")}

@@ -26,6 +26,7 @@ INSTRUMENT_NEEDS = {  # what makes each built-in instrument apply to a run
     "histograms": ["trainer.log_elements_max=4"],  # a tensor too large for scalars
     "validation": ["data.val_fraction=0.5"],
     "explain": ["trainer.explain_steps=1"],
+    "metrics": ["metrics=[mae]"],
 }
 
 
@@ -35,6 +36,8 @@ def option_overrides(group: str, option: str, tmp_path: Path) -> list[str]:
     overrides = [f"{group}={option}"] if group == "model" else ["model=scalar", f"{group}={option}"]
     if (group, option) == ("loss", "cross_entropy"):  # class logits: a classifier
         overrides = ["model=logistic", f"{group}={option}"]
+    if group == "experiment":  # it picks the model itself
+        overrides = [f"{group}={option}"]
     if group == "instruments":  # each switched on, on a run it applies to
         overrides = ["model=regressor", f"instruments=[{option}]",
                      f"instruments.{option}.every_steps=1", *INSTRUMENT_NEEDS.get(option, [])]
@@ -107,8 +110,18 @@ RANGE_ERRORS = [
     ("trainer.val_every_steps=0", r"^trainer\.val_every_steps must be an integer >= 1, got 0$"),
     ("trainer.device=gpu", r"^trainer\.device must be one of auto, cpu, cuda, cuda:N, got 'gpu'$"),
     ("model.init=inf", r"^model\.init must be a number with \|x\| <= 3\.4e38 \(float32\), got inf$"),
-    ("objective=loss/val", r"^objective must be one of loss/final, loss/best, loss/val_final"),
-    ("objective=loss/val_final", r"^objective=loss/val_final needs validation samples"),
+    ("objective.metric=loss", r"^objective\.metric must be a logged tag such as loss/final"),
+    ("objective.mode=up", r"^objective\.mode must be min or max, got 'up'$"),
+    ("objective.metric=accuracy/val", r"^objective\.metric=accuracy/val needs validation samples"),
+    ("early_stopping.patience=0", r"^early_stopping\.patience must be null \(off\) or an integer >= 1"),
+    ("early_stopping.min_delta=-1", r"^early_stopping\.min_delta must be a finite number >= 0"),
+    ("early_stopping.metric=loss/final", r"^early_stopping\.metric must be a tag logged during "
+                                         r"training .* loss/final is logged once, at the end"),
+    ("trainer.accumulate_steps=0", r"^trainer\.accumulate_steps must be an integer >= 1, got 0$"),
+    ("trainer.clip_grad_norm=0", r"^trainer\.clip_grad_norm must be null \(no clipping\) or a "
+                                 r"finite number > 0, got 0"),
+    ("trainer.clip_grad_value=-1", r"^trainer\.clip_grad_value must be null"),
+    ("objective.metric=loss/val_final", r"^objective.metric=loss/val_final needs validation samples"),
     ("data.val_fraction=1", r"^data\.val_fraction must be a number in \[0, 1\)"),
     ("data.val_path=v.csv", r"^data\.val_path needs a data option that reads a file"),
     ("data=file", r"^data\.path must be set: data\.path=\.\.\.$"),

@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -165,7 +165,8 @@ class GradCheck:
         named = _trainable(self.model)
         trained = {name: _grad(p).detach().double() for name, p in named}
         model64 = copy.deepcopy(self.model).double()  # perturbed below; the real model is not
-        x, y = inputs.double(), targets.double()  # [N, D], [N], exact copies of the float32 data
+        x, y = inputs.double(), double(targets)  # exact copies of the float32 data
+        loss64 = double(self.loss_fn)
         samples = len(targets)
 
         keep: Optional[torch.Tensor] = None  # bool [N]: samples away from any kink
@@ -185,7 +186,7 @@ class GradCheck:
 
         references = {
             "fd": finite_differences(
-                model64, lambda preds: partial_loss(self.loss_fn, preds, y, keep), x, self.step_size
+                model64, lambda preds: partial_loss(loss64, preds, y, keep), x, self.step_size
             ),
             "closed_form": closed_form_grads(self.model, self.loss_fn, inputs, targets, keep),
         }
@@ -251,6 +252,16 @@ class GradCheck:
             name: (torch.zeros_like(p) if g is None else g).detach().double()
             for (name, p), g in zip(named, grads)
         }
+
+
+def double(value: Any) -> Any:
+    """In float64 for the references: floating targets (class indices stay int64) and a loss
+    module's own tensors (class weights) on a copy of it; anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        return value.double() if value.is_floating_point() else value
+    if isinstance(value, nn.Module):
+        return copy.deepcopy(value).double()
+    return value
 
 
 def partial_loss(

@@ -31,6 +31,7 @@ from torch import nn
 from torch.func import functional_call
 
 from gradtrace.errors import ConfigError
+from gradtrace.insight.gradcheck import double
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.training.probe import element_names
 
@@ -196,8 +197,8 @@ def _loss_function(
     targets: torch.Tensor,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """points [G, P] (float64, flat parameter vectors) -> the loss on all samples at each [G]."""
-    model64 = copy.deepcopy(model).double()
-    x, y = inputs.double(), targets.double()
+    model64, loss64 = copy.deepcopy(model).double(), double(loss_fn)
+    x, y = inputs.double(), double(targets)
     shapes = [(name, p.shape, p.numel()) for name, p in _trainable(model64)]
     device = x.device
 
@@ -206,7 +207,7 @@ def _loss_function(
         for name, shape, numel in shapes:
             params[name] = flat[offset : offset + numel].reshape(shape)
             offset += numel
-        return loss_fn(functional_call(model64, params, (x,)), y)
+        return loss64(functional_call(model64, params, (x,)), y)
 
     def many(points: torch.Tensor) -> torch.Tensor:
         points = points.to(device)

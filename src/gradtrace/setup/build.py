@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gradtrace.components import data as data_module
+from gradtrace.components import metrics as metrics_module
 from gradtrace.components import tasks
 from gradtrace.components.data import Batch, Samples
 from gradtrace.errors import ConfigError
@@ -35,6 +36,9 @@ class Run:
     forward: nn.Module  # what the loop calls: the model, or its DistributedDataParallel wrapper
     loss_fn: LossFn
     optimizer: torch.optim.Optimizer
+    scheduler: Optional[Any]  # a torch.optim.lr_scheduler on the optimiser; None: constant lr
+    task: str  # gradtrace.components.tasks: "classes", "binary" or "regression"
+    metrics: dict[str, metrics_module.Metric]
     batches: Iterator[Batch]
     context: RunContext  # what the instruments were set up with
     instruments: Instruments  # set up on this run; checkpoints are mounted by the experiment
@@ -78,11 +82,15 @@ def build_run(plan: Plan, run_dir: str, place: World = ALONE) -> Run:
             if samples is not None:
                 tasks.check_classes(samples, preds.shape[1], where)
     tasks.check_loss(loss_fn, plan.loss.path, preds, targets)
+    metrics = metrics_module.resolve(plan.metrics, kind, loss_fn)
+    for name, metric in metrics.items():  # each on the first batch: a wrong fit fails here
+        check_metric(name, metric, preds, targets)
     optimizer = plan.optim.build(model.parameters())
+    scheduler = None if plan.scheduler is None else plan.scheduler.build(optimizer)
     context = RunContext(
         model=model, loss_fn=loss_fn, optimizer=optimizer, train_data=train_data,
         val_data=val_data, device=device, run_dir=run_dir, steps=plan.trainer.steps,
-        seed=plan.seed, is_main=place.is_main, processes=place.size,
+        seed=plan.seed, is_main=place.is_main, processes=place.size, task=kind, metrics=metrics,
     )
     instruments = build_instruments(plan, context)  # each may refuse the run: before DDP
     return Run(
@@ -95,10 +103,26 @@ def build_run(plan: Plan, run_dir: str, place: World = ALONE) -> Run:
         forward=_parallel(model, device) if place.distributed else model,
         loss_fn=loss_fn,
         optimizer=optimizer,
+        scheduler=scheduler,
+        task=kind,
+        metrics=metrics,
         batches=batches,
         context=context,
         instruments=instruments,
     )
+
+
+def check_metric(name: str, metric: metrics_module.Metric, preds: torch.Tensor,
+                 targets: torch.Tensor) -> None:
+    """A metric must give one number for a batch of the run's predictions and targets."""
+    try:
+        value = metric(preds, targets)
+        float(value)
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(f"metrics: {name} failed on the first batch: {type(error).__name__}: "
+                          f"{' '.join(str(error).split())}") from None
 
 
 def build_instruments(plan: Plan, context: RunContext) -> Instruments:

@@ -17,10 +17,18 @@ from gradtrace.components import data as data_module
 from gradtrace.components.optim import CHECKS as OPTIM_CHECKS
 from gradtrace.errors import ConfigError, require
 from gradtrace.loggers import HParams
-from gradtrace.setup.schema import LandscapeConfig, TrainerConfig, validate
-from gradtrace.setup.targets import Target
+from gradtrace.setup.schema import (
+    SUMMARIES,
+    EarlyStoppingConfig,
+    LandscapeConfig,
+    ObjectiveConfig,
+    TrainerConfig,
+    validate,
+)
+from gradtrace.setup.targets import Target, locate
 
-GROUPS = ("model", "data", "loss", "optim", "trainer", "logger")  # for hparams: chosen options
+# for hparams: the chosen options
+GROUPS = ("model", "data", "loss", "optim", "scheduler", "trainer", "logger", "experiment")
 DATA_KEYS = ("batch_size", "val_fraction", "val_path")  # gradtrace's own, not the loader's
 SCHEDULE_KEYS = ("every_steps",)  # an instrument's keys that the loop reads, not its class
 
@@ -32,7 +40,8 @@ class Plan:
     trainer: TrainerConfig
     landscape: LandscapeConfig
     seed: int
-    objective: str  # gradtrace.setup.schema.OBJECTIVES
+    objective: ObjectiveConfig
+    early_stopping: EarlyStoppingConfig
     model: Target
     data: Target
     val_data: Optional[Target]  # data.val_path: the same loader on another file
@@ -40,6 +49,8 @@ class Plan:
     val_fraction: float
     loss: Target
     optim: Target
+    scheduler: Optional[Target]  # takes the optimiser; None: a constant lr
+    metrics: Optional[list[Any]]  # names, and a user's functions; None: the task's default
     logger: Target
     instruments: dict[str, tuple[Target, int]]  # name -> (what to build, every_steps); on ones
     config_yaml: str  # the resolved config, for the run's record
@@ -51,6 +62,12 @@ class Plan:
     @property
     def has_validation(self) -> bool:
         return self.val_fraction > 0 or self.val_data is not None
+
+    @property
+    def monitor(self) -> str:
+        """The tag logged during training that the objective summarises (loss/train for
+        loss/final and loss/best, loss/val for loss/val_final; else the objective itself)."""
+        return SUMMARIES.get(self.objective.metric, self.objective.metric)
 
 def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = None) -> Plan:
     """Check every value that can be checked before building anything. Raises ConfigError."""
@@ -78,6 +95,7 @@ def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = Non
         landscape=config.landscape,
         seed=config.seed,
         objective=config.objective,
+        early_stopping=config.early_stopping,
         model=Target.from_config("model", config.model,
                                  optional=("in_features", "input_shape", "outputs")),
         data=data,
@@ -86,6 +104,10 @@ def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = Non
         val_fraction=val_fraction,
         loss=Target.from_config("loss", config.loss),
         optim=Target.from_config("optim", config.optim, positional=1, checks=OPTIM_CHECKS),
+        scheduler=None if config.scheduler is None else
+        Target.from_config("scheduler", config.scheduler, positional=1),
+        metrics=None if config.metrics is None else
+        [locate("metrics", name) if "." in name else name for name in config.metrics],
         logger=Target.from_config("logger", config.logger, given=("run_dir",), optional=("resume",)),
         instruments=instruments(config.instruments),
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
@@ -93,11 +115,12 @@ def make_plan(cfg: DictConfig, choices: Mapping[str, Optional[str]] | None = Non
         identity=_identity(cfg),
     )
     data_module.check_batch_size(plan.batch_size)  # against the samples once they are read
-    if plan.objective == "loss/val_final" and not plan.has_validation:
-        raise ConfigError(
-            "objective=loss/val_final needs validation samples: set data.val_fraction "
-            "(e.g. 0.2) or data.val_path"
-        )
+    for key, tag in (("objective.metric", plan.objective.metric),
+                     ("early_stopping.metric", plan.early_stopping.metric)):
+        if tag is not None and (tag.endswith("/val") or tag == "loss/val_final") \
+                and not plan.has_validation:
+            raise ConfigError(f"{key}={tag} needs validation samples: set data.val_fraction "
+                              f"(e.g. 0.2) or data.val_path")
     return plan
 
 

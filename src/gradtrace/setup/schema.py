@@ -1,5 +1,5 @@
 """The schema of gradtrace's own settings: the type, default and allowed range of every key of
-the trainer and landscape groups and of the top level (seed, objective).
+the trainer and landscape groups and of the top level (seed, metrics, objective, early stopping).
 
 Hydra checks their types and unknown keys while it composes (each of those YAML options pulls in
 one of these dataclasses as its schema, which holds the defaults); ranges are checked in
@@ -90,6 +90,13 @@ class TrainerConfig:
     # Continue this run folder (hydra.run.dir) from its newest valid checkpoint: see
     # gradtrace resume, which sets both.
     resume: bool = False
+    # What changes the update (gradtrace.training.loop): per optimiser step, the gradients of
+    # accumulate_steps micro-batches of data.batch_size (trainer.steps counts optimiser steps),
+    # then clipped, elementwise to [-clip_grad_value, clip_grad_value] and then to an L2 norm of
+    # at most clip_grad_norm (null: no clipping). The logged gradients are the raw ones.
+    accumulate_steps: int = 1
+    clip_grad_norm: Optional[float] = None
+    clip_grad_value: Optional[float] = None
 
     def __post_init__(self) -> None:
         require(self.steps >= 1, "trainer.steps", self.steps, "an integer >= 1")
@@ -111,6 +118,12 @@ class TrainerConfig:
             self.log_elements_max,
             "an integer >= 0",
         )
+        require(isinstance(self.accumulate_steps, int) and self.accumulate_steps >= 1,
+                "trainer.accumulate_steps", self.accumulate_steps, "an integer >= 1")
+        for key in ("clip_grad_norm", "clip_grad_value"):
+            value = getattr(self, key)
+            require(value is None or (_finite(value) and value > 0), f"trainer.{key}", value,
+                    "null (no clipping) or a finite number > 0")
         device = self.device
         require(
             device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", device) is not None,
@@ -162,11 +175,53 @@ class LandscapeConfig:
         )
 
 
-# --- the whole run ---------------------------------------------------------------------------
+# --- the objective and early stopping ---------------------------------------------------------
 
-# What a run returns to a sweeper (which minimises it) and what a sweep's summary ranks by: the
-# HParams metric of that name.
-OBJECTIVES = ("loss/final", "loss/best", "loss/val_final")
+MODES = ("min", "max")
+# The tags logged once, at the end, each a summary of a tag logged during training: the series
+# that early stopping and a plateau schedule watch when the objective is one of these.
+SUMMARIES = {"loss/final": "loss/train", "loss/best": "loss/train", "loss/val_final": "loss/val"}
+
+
+@dataclass
+class ObjectiveConfig:
+    """What a run is judged by: a sweeper optimises it, the summary ranks by it, early stopping
+    and a plateau schedule watch it. Its value is the tag's last logged value (for a validation
+    tag: the validation after the last step)."""
+
+    metric: str = "loss/final"  # any logged tag: loss/val_final, accuracy/val, ...
+    mode: str = "min"  # min or max: which way is better
+
+    def __post_init__(self) -> None:
+        require(isinstance(self.metric, str) and "/" in self.metric.strip("/"),
+                "objective.metric", self.metric,
+                "a logged tag such as loss/final, loss/val_final or accuracy/val")
+        require(self.mode in MODES, "objective.mode", self.mode, "min or max")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """End the run when `metric` has not improved by more than min_delta for `patience` of its
+    logged values in a row (validations, for a validation tag)."""
+
+    patience: Optional[int] = None  # null: off
+    min_delta: float = 0.0
+    metric: Optional[str] = None  # null: the objective's (loss/train for loss/final, ...)
+    mode: Optional[str] = None  # null: objective.mode
+
+    def __post_init__(self) -> None:
+        require(self.patience is None or self.patience >= 1, "early_stopping.patience",
+                self.patience, "null (off) or an integer >= 1")
+        require(_finite(self.min_delta) and self.min_delta >= 0, "early_stopping.min_delta",
+                self.min_delta, "a finite number >= 0")
+        require(self.mode is None or self.mode in MODES, "early_stopping.mode", self.mode,
+                "null (objective.mode), min or max")
+        require(self.metric not in SUMMARIES, "early_stopping.metric", self.metric,
+                f"a tag logged during training (loss/train, loss/val, accuracy/val, ...); "
+                f"{self.metric} is logged once, at the end")
+
+
+# --- the whole run ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -181,12 +236,18 @@ class TrainConfig:
     instruments: Any = field(default_factory=dict)
     trainer: TrainerConfig = MISSING
     landscape: LandscapeConfig = MISSING
+    # The learning-rate schedule: a torch.optim.lr_scheduler class (or factory) that takes the
+    # optimiser first; null: a constant lr. Stepped once per optimiser step; ReduceLROnPlateau
+    # once per logged value of the objective's series (each validation).
+    scheduler: Any = None
+    # Besides the loss: names (gradtrace.components.metrics) or dotted paths to functions;
+    # null: accuracy for classification losses, none for regression.
+    metrics: Optional[list[str]] = None
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     seed: int = 0
-    objective: str = "loss/final"
 
     def __post_init__(self) -> None:
-        require(self.objective in OBJECTIVES, "objective", self.objective,
-                f"one of {', '.join(OBJECTIVES)}")
         require(0 <= self.seed < 2**63, "seed", self.seed, "an integer in [0, 2**63)")
 
 

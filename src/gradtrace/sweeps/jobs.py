@@ -66,6 +66,11 @@ class Job:
         return (self.result.objective if self.result else None) or "loss/final"
 
     @property
+    def mode(self) -> str:
+        """"min" or "max": which way the objective is better."""
+        return self.result.mode if self.result else "min"
+
+    @property
     def score(self) -> float:
         """The objective's value, NaN unless completed."""
         value = self.result.objective_value if self.result is not None else None
@@ -143,10 +148,18 @@ def _job_num(folder: Path) -> int:
 
 
 def ranked(jobs: list[Job]) -> list[Job]:
-    """Completed jobs by their objective (final loss unless the config chose another), lowest
-    first; then failed ones, then unfinished ones."""
+    """Completed jobs by their objective (final loss unless the config chose another), best
+    first (lowest, or highest for objective.mode=max; a NaN objective last); then failed ones,
+    then unfinished ones."""
     order = {COMPLETED: 0, FAILED: 1, INTERRUPTED: 1, UNFINISHED: 2, NOT_STARTED: 3}
-    return sorted(jobs, key=lambda j: (order.get(j.status, 1), j.score if j.completed else 0, j.num))
+
+    def key(job: Job) -> tuple[int, bool, float, int]:
+        score = job.score if job.completed else 0.0
+        missing = math.isnan(score)
+        return (order.get(job.status, 1), missing, 0.0 if missing else
+                (-score if job.mode == "max" else score), job.num)
+
+    return sorted(jobs, key=key)
 
 
 def swept_keys(jobs: list[Job]) -> list[str]:

@@ -32,7 +32,12 @@ class JobResult:
     final_loss: Optional[float] = None  # the loss of the last step (completed runs only)
     best_loss: Optional[float] = None
     val_loss: Optional[float] = None  # on the validation samples after the last step, if any
-    objective: Optional[str] = None  # the config's `objective`: what the summary ranks by
+    objective: Optional[str] = None  # objective.metric, the tag the summary ranks by
+    mode: str = "min"  # objective.mode: "min" or "max", which way is better
+    value: Optional[float] = None  # the objective's value: that tag's last logged value
+    best_value: Optional[float] = None  # the best logged value of the tag the objective sums up
+    best_step: Optional[int] = None  # (loss/train for loss/final, ...), and the step of it
+    metrics: Optional[dict[str, float]] = None  # each metric tag's last value: accuracy/val, ...
     steps: Optional[int] = None  # optimiser steps done
     seconds: Optional[float] = None  # wall time of the whole job: checks, build, train, close
     train_seconds: Optional[float] = None  # of which the training loop
@@ -43,7 +48,9 @@ class JobResult:
 
     @property
     def objective_value(self) -> Optional[float]:
-        """The value of `objective` (loss/final when not recorded)."""
+        """The objective's value (for results written before `value` was: from the losses)."""
+        if self.value is not None:
+            return self.value
         return objective_of(self.objective or "loss/final", self.final_loss, self.best_loss,
                             self.val_loss)
 
@@ -56,7 +63,8 @@ class JobResult:
 def objective_of(
     objective: str, final: Optional[float], best: Optional[float], val: Optional[float]
 ) -> Optional[float]:
-    """The value of an objective (gradtrace.setup.schema.OBJECTIVES) among a run's losses."""
+    """The value of a loss objective (loss/final, loss/best, loss/val_final) among a run's
+    losses; None for any other."""
     return {"loss/final": final, "loss/best": best, "loss/val_final": val}.get(objective)
 
 

@@ -12,6 +12,7 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from gradtrace.atomic import write_atomically
 from gradtrace.sweeps.jobs import NOT_STARTED, UNFINISHED, Job, find_jobs, ranked, swept_keys
@@ -76,13 +77,22 @@ def _number(value: float | int | None, fmt: str = ".6g") -> str:
     return "" if value is None else format(value, fmt)
 
 
-def _row(rank: int, job: Job) -> dict[str, str]:
+def metric_tags(jobs: list[Job]) -> list[str]:
+    """Every metric tag some job recorded (accuracy/train, accuracy/val, ...), sorted."""
+    return sorted({tag for job in jobs if job.result and job.result.metrics
+                   for tag in job.result.metrics})
+
+
+def _row(rank: int, job: Job, metrics: Sequence[str] = ()) -> dict[str, str]:
     result = job.result
+    recorded = (result.metrics if result else None) or {}
     return {
         "rank": str(rank),
         "job": str(job.num),
         "overrides": job.label,
         "status": job.status if job.completed else f"{job.status}: {job.error_line}",
+        "objective": _number(job.score if job.completed else None),
+        **{tag: _number(recorded.get(tag)) for tag in metrics},
         "final_loss": _number(result.final_loss if result else None),
         "best_loss": _number(result.best_loss if result else None),
         "val_loss": _number(result.val_loss if result else None),
@@ -95,13 +105,14 @@ def _row(rank: int, job: Job) -> dict[str, str]:
 def write_csv(summary: Summary, path: Path) -> Path:
     """One row per job, best first; one column per swept key besides the overrides column."""
     keys = swept_keys(summary.jobs)
+    metrics = metric_tags(summary.jobs)
     file = io.StringIO(newline="")
     writer = csv.writer(file)
-    header = list(_row(1, summary.jobs[0])) + keys
+    header = list(_row(1, summary.jobs[0], metrics)) + keys
     writer.writerow(header)
     for rank, job in enumerate(summary.jobs, start=1):
         values = job.override_values()
-        writer.writerow(list(_row(rank, job).values()) + [values.get(k, "") for k in keys])
+        writer.writerow(list(_row(rank, job, metrics).values()) + [values.get(k, "") for k in keys])
     return write_atomically(path, file.getvalue())
 
 
@@ -110,11 +121,14 @@ def write_markdown(summary: Summary, path: Path) -> Path:
     if summary.best is not None:
         lines += [f"**Best: {describe_job(summary.best)}.**", ""]
     lines += [f"{summary.counts()}.", ""]
-    columns = ["rank", "job", "overrides", "status", "final loss", "best loss", "val loss",
-               "steps", "wall time (s)"]
+    metrics = metric_tags(summary.jobs)
+    objective = summary.jobs[0].objective if summary.jobs else "loss/final"
+    mode = summary.jobs[0].mode if summary.jobs else "min"
+    columns = ["rank", "job", "overrides", "status", f"{objective} ({mode})", *metrics,
+               "final loss", "best loss", "val loss", "steps", "wall time (s)"]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for rank, job in enumerate(summary.jobs, start=1):
-        row = list(_row(rank, job).values())[:-1]  # all but the folder
+        row = list(_row(rank, job, metrics).values())[:-1]  # all but the folder
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     if any(path.name == "summary.png" for path in summary.files):
         lines += ["", "![loss curves](summary.png)"]

@@ -6,11 +6,13 @@ experiments through `run_experiment`.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -19,22 +21,16 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from gradtrace.atomic import write_atomically
 from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.instruments.checkpoints import Checkpoints
-from gradtrace.loggers import Logger
 from gradtrace.loggers.reading import Series, read_scalars
 from gradtrace.setup.build import Run, build_logger, build_run
 from gradtrace.setup.plan import Plan, make_plan
-from gradtrace.sweeps.result import (
-    COMPLETED,
-    FAILED,
-    INTERRUPTED,
-    JobResult,
-    objective_of,
-    write_result,
-)
+from gradtrace.sweeps.result import COMPLETED, FAILED, INTERRUPTED, JobResult, write_result
 from gradtrace.training import checkpoint, distributed
 from gradtrace.training.loop import TrainResult, train
+from gradtrace.training.objective import Tracker
 from gradtrace.training.report import summary_lines
 from gradtrace.training.signals import StopRequest
 
@@ -48,9 +44,12 @@ class RunResult:
 
     run_dir: Path
     train: TrainResult  # the loop's: steps, losses, why it stopped, what it logged at the end
-    objective: float  # the value of the config's `objective`: what a sweeper minimises
+    objective: float  # the value of objective.metric (NaN if never logged): what a sweeper optimises
     run: Run  # what was trained: the model, the data, the instruments
     instruments: dict[str, dict[str, Any]]  # name -> its own seconds, calls, seconds per hook
+    best_value: Optional[float] = None  # the best logged value of the objective's series
+    best_step: Optional[int] = None  # the step that logged it
+    metrics: dict[str, float] = field(default_factory=dict)  # each metric tag's last value
 
     @property
     def final_loss(self) -> float:
@@ -82,11 +81,6 @@ class RunResult:
         return read_scalars(self.run_dir)
 
 
-def objective_value(result: TrainResult, objective: str) -> float:
-    value = objective_of(objective, result.final_loss, result.best_loss, val_loss(result))
-    return math.nan if value is None else value
-
-
 def val_loss(result: TrainResult) -> Optional[float]:
     """The validation loss after the last step (the validation instrument's), if any."""
     return result.final.get("loss/val")
@@ -114,7 +108,12 @@ def run_experiment(
                 final_loss=result.final_loss,
                 best_loss=result.best_loss,
                 val_loss=val_loss(result),
-                objective=plan.objective,
+                objective=plan.objective.metric,
+                mode=plan.objective.mode,
+                value=outcome.objective,
+                best_value=outcome.best_value,
+                best_step=outcome.best_step,
+                metrics=outcome.metrics or None,
                 steps=result.steps,
                 seconds=time.perf_counter() - start,
                 train_seconds=result.seconds,
@@ -153,9 +152,23 @@ def train_plan(
     place: distributed.World = distributed.ALONE,
 ) -> RunResult:
     run = build_run(plan, run_dir, place)  # the remaining checks (data, model, instruments)
+    metric_tags = [f"{name}/{part}" for name in run.metrics
+                   for part in (("train", "val") if plan.has_validation else ("train",))]
+    check_logged(plan, run, metric_tags)
     state = resume(run, run_dir) if plan.trainer.resume else None
-    logger = build_logger(plan, run_dir, state["events"] if state else None, place)
     stop = stop or StopRequest()
+    early = plan.early_stopping
+    logger = Tracker(
+        build_logger(plan, run_dir, state["events"] if state else None, place),
+        tags=[plan.objective.metric, *metric_tags], monitor=early.metric or plan.monitor,
+        mode=early.mode or plan.objective.mode, patience=early.patience,
+        min_delta=early.min_delta, request_stop=stop.request,
+        on_best=lambda step: save_best(run, run_dir, step) if place.is_main else None,
+    )
+    if state is not None and "tracker" in state:
+        logger.load_state_dict(state["tracker"])
+    if place.is_main and run.train_data.classes is not None:  # label i is classes[i]
+        write_atomically(Path(run_dir) / "classes.json", json.dumps(run.train_data.classes) + "\n")
     # Across processes, the ranks average their losses and agree on stopping, at every step.
     agreement = distributed.StepAgreement(place, lambda: stop.reason() is not None) \
         if place.distributed else None
@@ -164,13 +177,13 @@ def train_plan(
         run_dir, plan.trainer.checkpoint.every_steps, plan.trainer.checkpoint.keep,
         capture=lambda steps_done, loss, best: capture(run, logger, steps_done, loss, best),
     ))
-    metrics = ["loss/final", "loss/best"] + (["loss/val_final"] if plan.has_validation else [])
+    summaries = ["loss/final", "loss/best"] + (["loss/val_final"] if plan.has_validation else [])
     try:
         if state is None:  # a resumed run's event file has them already
             # Four-space indent: TensorBoard's text dashboard renders Markdown, this as code.
             logger.log_text(0, "config", "\n".join("    " + line
                                                    for line in plan.config_yaml.splitlines()))
-            logger.log_hparams(plan.hparams, metrics)
+            logger.log_hparams(plan.hparams, summaries + metric_tags)
         result = train(
             model=run.model,
             forward=run.forward,
@@ -181,6 +194,11 @@ def train_plan(
             logger=logger,
             steps=plan.trainer.steps,
             log_every_steps=plan.trainer.log_every_steps,
+            accumulate_steps=plan.trainer.accumulate_steps,
+            clip_grad_norm=plan.trainer.clip_grad_norm,
+            clip_grad_value=plan.trainer.clip_grad_value,
+            scheduler=run.scheduler,
+            plateau_metric=plan.monitor,
             stop=_agreed(agreement, stop) if agreement else stop.reason,
             request_stop=stop.request,
             read_loss=agreement.loss if agreement else torch.Tensor.item,
@@ -195,12 +213,54 @@ def train_plan(
             logger.log_scalars(result.steps - 1, summary)
     finally:
         logger.close()  # flushes every buffered step, also when training failed
-    outcome = RunResult(Path(run_dir), result, objective_value(result, plan.objective), run,
-                        run.instruments.costs())
+    objective = logger.last.get(plan.objective.metric, math.nan)
+    if place.is_main and result.stopped != "signal" and not math.isfinite(objective):
+        log.warning("objective.metric=%s was never logged with a finite value: the objective is "
+                    "NaN", plan.objective.metric)
+    outcome = RunResult(Path(run_dir), result, objective, run, run.instruments.costs(),
+                        best_value=logger.best_value, best_step=logger.best_step,
+                        metrics={tag: logger.last[tag] for tag in metric_tags if tag in logger.last})
     if place.is_main and result.stopped != "signal":
         for line in summary_lines(result, run.model, run_dir, outcome.instruments):
             log.info("%s", line)
     return outcome
+
+
+def check_logged(plan: Plan, run: Run, metric_tags: list[str]) -> None:
+    """Refuse, before step 0, an objective (or early-stopping metric) tag that this run never
+    logs. Known: the loss tags, the metrics', optim/lr, the element instrument's tags and
+    <name>/... of every instrument with its own prefix; an instrument of a user's with
+    tag_prefix "" may log anything, and then any tag is taken."""
+    groups = len(run.optimizer.param_groups)
+    known = {"loss/train", "loss/final", "loss/best", *metric_tags,
+             *(["optim/lr"] if groups == 1 else [f"optim/lr/group{i}" for i in range(groups)])}
+    if plan.has_validation:
+        known |= {"loss/val", "loss/val_final"}
+    if plan.trainer.clip_grad_norm is not None or plan.trainer.clip_grad_value is not None:
+        known.add("grad_norm/clipped")
+    prefixes = []
+    for m in run.instruments.mounted:
+        if m.prefix:
+            prefixes.append(m.prefix)
+        elif m.name == "elements":
+            prefixes += ["param/", "grad/", "param_norm/", "grad_norm/"]
+        elif not type(m.instrument).__module__.startswith("gradtrace."):
+            return  # a user's instrument without a prefix: its tags cannot be known before
+    for key, tag in (("objective.metric", plan.objective.metric),
+                     ("early_stopping.metric", plan.early_stopping.metric)):
+        if tag is not None and tag not in known and not tag.startswith(tuple(prefixes)):
+            raise ConfigError(
+                f"{key}={tag} is never logged by this run; it logs {', '.join(sorted(known))}"
+                f"{' and ' + ', '.join(p + '...' for p in prefixes) if prefixes else ''}"
+            )
+
+
+def save_best(run: Run, run_dir: str, step: int) -> None:
+    """The model at the early-stopping metric's best so far, as best_model.pt in the run folder:
+    torch.load(...)["model"] is its state_dict, ["step"] the step whose parameters they are."""
+    buffer = io.BytesIO()
+    torch.save({"step": step, "model": run.model.state_dict()}, buffer)
+    write_atomically(Path(run_dir) / "best_model.pt", buffer.getvalue())
 
 
 def _agreed(agreement: distributed.StepAgreement, stop: StopRequest) -> Callable[[], Optional[str]]:
@@ -209,7 +269,7 @@ def _agreed(agreement: distributed.StepAgreement, stop: StopRequest) -> Callable
 
 
 def capture(
-    run: Run, logger: Logger, steps_done: int, loss: float, best: float
+    run: Run, logger: Tracker, steps_done: int, loss: float, best: float
 ) -> Optional[dict[str, Any]]:
     """The state a checkpoint holds after `steps_done` steps (see gradtrace.training.checkpoint);
     None on ranks other than 0, which only hand rank 0 their random number generators' states."""
@@ -223,6 +283,8 @@ def capture(
         "config": run.plan.identity,
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict() if run.scheduler is not None else None,
+        "tracker": logger.state_dict(),
         "rng": rngs,
         "world_size": run.place.size,
         "batches": checkpoint.batch_state(run.batches),
@@ -258,6 +320,8 @@ def resume(run: Run, run_dir: str) -> dict[str, Any]:
         )
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
+    if run.scheduler is not None and state.get("scheduler") is not None:
+        run.scheduler.load_state_dict(state["scheduler"])
     rngs = state["rng"]  # one per rank (a dict: written before multi-process runs)
     checkpoint.set_rng_state(rngs[run.place.rank] if isinstance(rngs, list) else rngs)
     checkpoint.set_batch_state(run.batches, state["batches"])

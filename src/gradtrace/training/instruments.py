@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional, Protocol, Sequence
 
 import torch
@@ -63,6 +63,10 @@ class RunContext:
     seed: int
     is_main: bool  # False on ranks other than 0 of a distributed run, which log nothing
     processes: int = 1  # that train the run together (torchrun), each on its shard of a batch
+    task: str = "regression"  # "classes", "binary" or "regression" (gradtrace.components.tasks)
+    # name -> (preds, targets) -> [] : the run's metrics, logged as <name>/train and <name>/val
+    metrics: Mapping[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = \
+        field(default_factory=dict)
 
 
 class Row(Mapping[str, float]):

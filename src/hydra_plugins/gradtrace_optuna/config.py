@@ -13,7 +13,8 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class GradtraceOptunaConf:
     _target_: str = "hydra_plugins.gradtrace_optuna.sweeper.GradtraceOptunaSweeper"
-    direction: str = "minimize"  # or maximize
+    # minimize or maximize; null: as the run's objective.mode says (min: minimize, max: maximize)
+    direction: Optional[str] = None
     study_name: str = "gradtrace"
     n_trials: int = 20  # in all, those of an earlier start of the search included
     n_jobs: int = 2  # trials asked and launched at a time

@@ -5,6 +5,8 @@ studies live in memory: a killed search loses every trial, and a failed trial is
 completed one of value +inf. This one keeps the same interface (`hydra/sweeper=...`, `params`
 with choice(), interval(), tag(log, interval()) and range(), direction, n_trials, n_jobs) and:
 
+- optimises the run's objective in the direction objective.mode says (unless direction is set);
+
 - stores the study in <sweep folder>/optuna.db (sqlite), so that the same command with
   hydra.sweep.dir=<that folder> resumes a killed search with its finished trials;
 - records a trial whose job failed (it returns +inf or NaN, or raises) as FAILED, which TPE
@@ -43,13 +45,12 @@ Suggest = Callable[["optuna.Trial"], Any]
 
 
 class GradtraceOptunaSweeper(Sweeper):
-    def __init__(self, direction: str, study_name: str, n_trials: int, n_jobs: int,
+    def __init__(self, direction: Optional[str], study_name: str, n_trials: int, n_jobs: int,
                  seed: Optional[int], params: Optional[DictConfig]) -> None:
-        if direction not in ("minimize", "maximize"):
-            raise ValueError(f"hydra.sweeper.direction must be minimize or maximize, got {direction!r}")
-        import optuna
-
-        self.direction = optuna.study.StudyDirection[direction.upper()]
+        if direction not in (None, "minimize", "maximize"):
+            raise ValueError(f"hydra.sweeper.direction must be null (from objective.mode), "
+                             f"minimize or maximize, got {direction!r}")
+        self.direction = direction
         self.study_name = study_name
         self.n_trials, self.n_jobs, self.seed = n_trials, max(1, n_jobs), seed
         self.params = {str(k): str(v) for k, v in (params or {}).items()}
@@ -57,6 +58,9 @@ class GradtraceOptunaSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
         self.run_config = config  # not `config`/`launcher`: the base class types them Optional
+        if self.direction is None:  # the objective says which way is better
+            mode = OmegaConf.select(config, "objective.mode", default="min")
+            self.direction = "maximize" if mode == "max" else "minimize"
         self.run_launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -72,7 +76,7 @@ class GradtraceOptunaSweeper(Sweeper):
             study_name=self.study_name,
             storage=f"sqlite:///{(sweep_dir / STORAGE_FILE).resolve()}",
             sampler=optuna.samplers.TPESampler(seed=self.seed),
-            direction=self.direction,
+            direction=optuna.study.StudyDirection[(self.direction or "minimize").upper()],
             load_if_exists=True,
         )
         for cut in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):

@@ -1,0 +1,20 @@
+"""<name>/train for each of the run's metrics (config key `metrics`; accuracy by default for a
+classification loss): on the step's training batch, from the predictions the loss was computed
+from, on the logged steps. Off when the run has no metric. (The same metrics on the validation
+samples, <name>/val, come from the validation instrument.)"""
+
+from __future__ import annotations
+
+from gradtrace.training.instruments import RunContext, StepView
+
+
+class Metrics:
+    tag_prefix = ""  # accuracy/train, not metrics/accuracy/train
+
+    def setup(self, context: RunContext) -> bool:
+        self.metrics = {f"{name}/train": metric for name, metric in context.metrics.items()}
+        return bool(self.metrics)
+
+    def measure(self, view: StepView) -> dict[str, float]:
+        preds = view.preds.detach()
+        return {tag: float(metric(preds, view.targets)) for tag, metric in self.metrics.items()}
