@@ -3,13 +3,18 @@
     python scripts/bench.py [--steps 2000] [--repeats 7] [--big] [--commands] [--all]
                             [--insight] [--checkpoints] [--loaders]
 
+--experiments (digits_mlp and spiral_mlp by default) adds the worked classification experiments:
+their model, mini-batches, Adam and schedule as a bare loop against train() with their default
+instruments (accuracy and validation included).
+
 For each worked example the same model, data and loss run four ways, interleaved in one process
 so that machine noise hits them alike:
   bare      zero_grad / forward / loss / backward / torch.optim.SGD step, nothing else
   trainer   gradtrace's train() with logger=none (NaN checks and the progress bar included)
   logged    train() writing loss, lr, grad norm and every parameter and gradient element, every
-            step, to a TensorBoard event file (flush and close included in the time), and keeping
-            the trajectory for the landscape picture, as a default run does
+            step, to a TensorBoard event file (flush and close included in the time), through
+            the objective's Tracker, and keeping the trajectory for the landscape picture, as a
+            default run does
   torch SGD logged, with torch.optim.SGD itself instead of optim=sgd's gradtrace.components.optim.SGD
             (bitwise the same steps, without torch's per-step Python overhead): what the logging
             alone costs
@@ -63,6 +68,7 @@ from gradtrace.setup.resolvers import register
 from gradtrace.training import checkpoint
 from gradtrace.training.experiment import capture
 from gradtrace.training.loop import train
+from gradtrace.training.objective import Tracker
 
 CONFIG_MODULE = "gradtrace.configs"
 
@@ -119,12 +125,18 @@ def bench_example(example: str, steps: int, repeats: int, out_dir: Path,
         bare_loop(run.model, run.loss_fn, optimizer, inputs, targets, steps, stream)
         times["bare"].append(time.perf_counter() - start)
         times["trainer"].append(timed_train(NullLogger(""), logged=False))
-        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}"))
+        logger = tracked(run.plan, out_dir / f"{example}-{repeat}")
         times["logged"].append(timed_train(logger))
-        logger = build_logger(run.plan, str(out_dir / f"{example}-{repeat}-torch"))
+        logger = tracked(run.plan, out_dir / f"{example}-{repeat}-torch")
         torch_sgd = torch.optim.SGD(run.model.parameters(), lr=lr)
         times["torch SGD"].append(timed_train(logger, optimizer=torch_sgd))
     return {name: statistics.median(t) / steps * 1e6 for name, t in times.items()}
+
+
+def tracked(plan, folder: Path) -> Tracker:
+    """The run's logger behind the Tracker that watches the objective, as train_plan has it."""
+    return Tracker(build_logger(plan, str(folder)), tags=[plan.objective.metric],
+                   monitor=plan.monitor, mode=plan.objective.mode)
 
 
 def bench_insight(example: str, repeats: int) -> dict[str, float]:
@@ -254,6 +266,52 @@ def bench_checkpoints(repeats: int) -> None:
                   f"{step_us:8.1f} {per_step_us:12.2f} {per_step_us / step_us:9.1%}")
 
 
+def bench_experiment(experiment: str, steps: int, repeats: int, out_dir: Path) -> dict[str, float]:
+    """A worked classification experiment (its model, mini-batches, optimiser and schedule) as a
+    bare loop (the same model, batches, torch.optim optimiser and lr_scheduler, nothing else)
+    against gradtrace's train() with its default instruments (elements, accuracy/train, the
+    validations, histograms) into an event file, and with logger=none and checks only.
+    Medians in microseconds per step."""
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}", f"trainer.steps={steps}"])
+    run = build_run(make_plan(cfg), str(out_dir))
+    plan, initial = run.plan, copy.deepcopy(run.model.state_dict())
+    only_checks = replace(plan, instruments={"elements": plan.instruments["elements"]})
+    times: dict[str, list[float]] = {"bare": [], "trainer": [], "logged": []}
+
+    def fresh() -> tuple:
+        run.model.load_state_dict(initial)
+        optimizer = plan.optim.build(run.model.parameters())
+        scheduler = plan.scheduler.build(optimizer) if plan.scheduler else None
+        stream = batches(run.train_data, plan.batch_size, plan.seed, run.device)
+        return optimizer, scheduler, stream
+
+    def timed_train(logger, watched) -> float:
+        optimizer, scheduler, stream = fresh()
+        instruments = build_instruments(watched, replace(run.context, optimizer=optimizer))
+        start = time.perf_counter()
+        train(model=run.model, loss_fn=run.loss_fn, optimizer=optimizer, batches=stream,
+              instruments=instruments, logger=logger, steps=steps, scheduler=scheduler)
+        logger.close()
+        return time.perf_counter() - start
+
+    for repeat in range(repeats):  # interleaved
+        optimizer, scheduler, stream = fresh()
+        start = time.perf_counter()
+        for _ in range(steps):
+            inputs, targets = next(stream)
+            optimizer.zero_grad()
+            loss = run.loss_fn(run.model(inputs), targets)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+        times["bare"].append(time.perf_counter() - start)
+        times["trainer"].append(timed_train(NullLogger(""), only_checks))
+        times["logged"].append(timed_train(tracked(plan, out_dir / f"{experiment}-{repeat}"), plan))
+    return {name: statistics.median(t) / steps * 1e6 for name, t in times.items()}
+
+
 BIG = {  # name: (overrides, steps)
     "mlp 1M, batch 256": (bench_commands.MLP, 100),
     "linear, 1M x 100 full": (bench_commands.LINEAR, 20),
@@ -265,6 +323,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--examples", nargs="+", default=["scalar", "linear", "regressor"])
+    parser.add_argument("--experiments", nargs="*", default=["digits_mlp", "spiral_mlp"],
+                        help="worked classification experiments to time (none: skip)")
     parser.add_argument("--insight", action="store_true", help="also time gradient insight")
     parser.add_argument("--checkpoints", action="store_true", help="also time checkpoints")
     parser.add_argument("--big", action="store_true",
@@ -300,6 +360,14 @@ def main() -> None:
                   f"{t['torch SGD']:10.1f} {t['trainer'] / t['bare']:12.3f}x "
                   f"{t['logged'] / t['bare']:11.3f}x {t['torch SGD'] / t['bare']:21.3f}x")
             step_ms[example] = t["trainer"] / 1e3
+    if args.experiments:
+        print(f"\n{'experiment':<20} {'bare':>8} {'trainer':>8} {'logged':>8} {'trainer/bare':>13} "
+              f"{'logged/bare':>12}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for experiment in args.experiments:
+                t = bench_experiment(experiment, args.steps, args.repeats, Path(tmp))
+                print(f"{experiment:<20} {t['bare']:8.1f} {t['trainer']:8.1f} {t['logged']:8.1f} "
+                      f"{t['trainer'] / t['bare']:12.3f}x {t['logged'] / t['bare']:11.3f}x")
     if args.big:
         with tempfile.TemporaryDirectory() as tmp:
             for name, (overrides, steps) in BIG.items():

@@ -24,7 +24,9 @@ BELOW_CONFIG = [
     "gradtrace.instruments.gradcheck", "gradtrace.instruments.explain",
     "gradtrace.instruments.landscape", "gradtrace.instruments.checkpoints",
     "gradtrace.insight.gradcheck", "gradtrace.insight.explain", "gradtrace.insight.landscape",
-    "gradtrace.insight.trajectory",
+    "gradtrace.insight.trajectory", "gradtrace.components.tasks", "gradtrace.components.networks",
+    "gradtrace.components.datasets", "gradtrace.components.losses", "gradtrace.components.metrics",
+    "gradtrace.components.schedules", "gradtrace.training.objective", "gradtrace.instruments.metrics",
 ]
 
 

@@ -274,3 +274,40 @@ def test_text_labels_with_a_regression_loss_are_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"the target column holds 2 text labels \('cat', 'dog'\), "
                                           r"but loss\._target_=torch\.nn\.MSELoss is not a classi"):
         build("model=linear", "data=file", f"data.path={path}", "data.target=kind")
+
+
+def test_a_run_on_text_labels_saves_their_numbering(tmp_path: Path):
+    path = tmp_path / "pets.csv"
+    rows = [f"{0.1 * i},{1 + i % 3},{['cat', 'dog', 'bird'][i % 3]}" for i in range(30)]
+    path.write_text("size,legs,kind\n" + "\n".join(rows) + "\n")
+    result = gradtrace.run(["model=logistic", "data=file", f"data.path={path}", "data.target=kind",
+                            "trainer.steps=2", "landscape.enabled=false"],
+                           run_dir=tmp_path / "run", verbose=False)
+    assert (tmp_path / "run" / "classes.json").read_text() == '["bird", "cat", "dog"]\n'
+    assert result.model.weight.shape == (3, 2) and "accuracy/train" in result.history
+
+
+def test_binary_cross_entropy_gradient_matches_the_hand_derivation(tmp_path: Path):
+    # One logit z = w.x + b = 0 (w = 0, b = 0), target 1: sigmoid(z) = 1/2, the loss is
+    # -log(1/2) = log 2, dL/dz = sigmoid(z) - y = -1/2, so dL/dw = -x/2 and dL/db = -1/2.
+    result = gradtrace.run(
+        ["model=logistic", "loss=bce", "data=single_sample", "data.targets=[1]",
+         "model.weight=[[0,0,0]]", "model.bias=[0]", "trainer.steps=1", "landscape.enabled=false"],
+        run_dir=tmp_path, verbose=False)
+    assert result.final_loss == pytest.approx(math.log(2), rel=1e-6)
+    for j, x in enumerate([1.0, 2.0, 3.0]):
+        assert result.history[f"grad/weight[0,{j}]"].values[0] == pytest.approx(-x / 2, rel=1e-6)
+    assert result.history["grad/bias[0]"].values[0] == pytest.approx(-0.5, rel=1e-6)
+    assert result.history["accuracy/train"].values[0] == 0.0  # z = 0 is not on the positive side
+
+
+def test_huber_gradient_of_the_linear_example_is_the_clipped_residual(tmp_path: Path):
+    # The linear example: prediction 2.5, target 5, residual r = -2.5. Huber with delta 1 is
+    # delta (|r| - delta/2) past delta, so dL/dpred = delta sign(r) = -1: gradients -x, -1.
+    result = gradtrace.run(
+        ["model=linear", "loss=huber", "model.weight=[[0.5,0.5,0.5]]", "model.bias=[-0.5]",
+         "trainer.steps=1", "landscape.enabled=false"], run_dir=tmp_path, verbose=False)
+    assert result.final_loss == pytest.approx(2.5 - 0.5, rel=1e-6)
+    for j, x in enumerate([1.0, 2.0, 3.0]):
+        assert result.history[f"grad/weight[0,{j}]"].values[0] == pytest.approx(-x, rel=1e-6)
+    assert result.history["grad/bias[0]"].values[0] == pytest.approx(-1.0, rel=1e-6)

@@ -13,7 +13,7 @@ class Metrics:
 
     def setup(self, context: RunContext) -> bool:
         self.metrics = {f"{name}/train": metric for name, metric in context.metrics.items()}
-        return bool(self.metrics)
+        return bool(self.metrics) and context.is_main  # rank 0 logs, on its shard of the batch
 
     def measure(self, view: StepView) -> dict[str, float]:
         preds = view.preds.detach()

@@ -152,8 +152,10 @@ def train_plan(
     place: distributed.World = distributed.ALONE,
 ) -> RunResult:
     run = build_run(plan, run_dir, place)  # the remaining checks (data, model, instruments)
-    metric_tags = [f"{name}/{part}" for name in run.metrics
-                   for part in (("train", "val") if plan.has_validation else ("train",))]
+    # As configured (on every rank alike: on others than 0 these instruments stay out).
+    parts = [part for part, instrument in (("train", "metrics"), ("val", "validation"))
+             if instrument in plan.instruments and (part == "train" or plan.has_validation)]
+    metric_tags = [f"{name}/{part}" for name in run.metrics for part in parts]
     check_logged(plan, run, metric_tags)
     state = resume(run, run_dir) if plan.trainer.resume else None
     stop = stop or StopRequest()
@@ -239,12 +241,13 @@ def check_logged(plan: Plan, run: Run, metric_tags: list[str]) -> None:
     if plan.trainer.clip_grad_norm is not None or plan.trainer.clip_grad_value is not None:
         known.add("grad_norm/clipped")
     prefixes = []
-    for m in run.instruments.mounted:
-        if m.prefix:
-            prefixes.append(m.prefix)
-        elif m.name == "elements":
+    for name, (target, _) in plan.instruments.items():  # as configured: alike on every rank
+        prefix = getattr(target.factory, "tag_prefix", f"{name}/")
+        if prefix:
+            prefixes.append(prefix)
+        elif name == "elements":
             prefixes += ["param/", "grad/", "param_norm/", "grad_norm/"]
-        elif not type(m.instrument).__module__.startswith("gradtrace."):
+        elif not target.path.startswith("gradtrace."):
             return  # a user's instrument without a prefix: its tags cannot be known before
     for key, tag in (("objective.metric", plan.objective.metric),
                      ("early_stopping.metric", plan.early_stopping.metric)):
