@@ -191,8 +191,9 @@ def test_bad_own_options_are_one_line_before_anything_runs(
         (["model=my_mlp", "optim=rmsprop", "optim.lr=-1"],
          "optim: torch.optim.RMSprop failed: ValueError: Invalid learning rate: -1"),
         (["model=regressor", "model._target_=torch.nn.Linear", "+model.out_features=1"],
-         "model._target_=torch.nn.Linear returned predictions of shape [1000, 1] for targets of "
-         "shape [1000]: it must return one number per sample (return out.squeeze(-1))"),
+         "model._target_=torch.nn.Linear returned predictions of shape [1000, 1] for inputs of "
+         "shape [1000, 10] and targets of shape [1000]: loss._target_=torch.nn.L1Loss needs one "
+         "prediction per target, of shape [1000] (return out.squeeze(-1))"),
     ],
 )
 def test_own_errors_through_the_cli_are_one_line_exit_2(experiment: Path, overrides, message):

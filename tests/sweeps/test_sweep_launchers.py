@@ -77,4 +77,5 @@ def test_optuna_optimiser_search_config_composes():
     sweeper = _hydra_config("hydra/sweeper=optuna_optim").sweeper
     assert sweeper.params == {"optim": "choice(sgd, adam, manual)",
                               "optim.lr": "tag(log, interval(0.0001, 1.0))"}
-    assert sweeper.direction == "minimize" and sweeper._target_.endswith("GradtraceOptunaSweeper")
+    # direction null: the sweeper takes it from objective.mode (min: minimize)
+    assert sweeper.direction is None and sweeper._target_.endswith("GradtraceOptunaSweeper")
