@@ -34,5 +34,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_
             f"an integer in [0, scheduler.total_steps={total_steps})")
     require(is_finite_number(eta_min) and eta_min >= 0, "scheduler.eta_min", eta_min,
             "a finite number >= 0")
-    lr = optimizer.param_groups[0]["lr"]
-    return LambdaLR(optimizer, WarmupCosine(warmup_steps, total_steps, eta_min / lr))
+    # Each group's floor is eta_min against its own lr (as set before any schedule touched it).
+    base = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
+    return LambdaLR(optimizer, [WarmupCosine(warmup_steps, total_steps, eta_min / lr if lr else 0.0)
+                                for lr in base])
