@@ -5,6 +5,7 @@ the softmax cross entropy's gradient derived by hand."""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +312,10 @@ def test_huber_gradient_of_the_linear_example_is_the_clipped_residual(tmp_path: 
     for j, x in enumerate([1.0, 2.0, 3.0]):
         assert result.history[f"grad/weight[0,{j}]"].values[0] == pytest.approx(-x, rel=1e-6)
     assert result.history["grad/bias[0]"].values[0] == pytest.approx(-1.0, rel=1e-6)
+
+
+def test_digits_without_scikit_learn_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails as if absent
+    with pytest.raises(ConfigError, match=r"^data=digits needs scikit-learn, which ships the data "
+                                          r"set: pip install 'gradtrace\[data\]'"):
+        datasets.digits(images=False, scale=True)

@@ -83,6 +83,12 @@ def test_plateau_cuts_the_lr_after_patience_validations_without_improvement(tmp_
     np.testing.assert_allclose(lr, [1e-6] * 4 + [1e-7] * 3 + [1e-8] * 2, rtol=1e-6)
 
 
+def test_any_torch_scheduler_class_by_its_target(tmp_path: Path):
+    result = run(tmp_path, *LINEAR, "optim.lr=0.1", "trainer.steps=4",
+                 "+scheduler._target_=torch.optim.lr_scheduler.ExponentialLR", "+scheduler.gamma=0.5")
+    np.testing.assert_allclose(values(result, "optim/lr"), [0.1, 0.05, 0.025, 0.0125], rtol=1e-6)
+
+
 def two_groups(params, lr: float) -> torch.optim.SGD:
     """An optimiser of a user's with a parameter group per tensor, the second at lr / 10."""
     params = list(params)
