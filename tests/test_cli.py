@@ -132,7 +132,9 @@ def test_out_of_range_exits_2_with_one_line(cli, tmp_path: Path, overrides, mess
 def test_divergence_exits_3_and_keeps_what_was_logged(cli, tmp_path: Path):
     result = cli("model=linear", "optim.lr=1", "trainer.steps=500")
     assert result.returncode == 3
-    (error,) = [line for line in result.stdout.splitlines() if "[ERROR]" in line]
+    # The one line is on stderr (and not on stdout, which keeps the log lines).
+    (error,) = [line for line in result.stderr.splitlines() if "[ERROR]" in line]
+    assert "[ERROR]" not in result.stdout
     assert "non-finite value before the optimiser step: loss = inf" in error
     failed = int(error.split("step ")[1].split(":")[0])
     losses = scalars(only_run(tmp_path))["loss/train"]

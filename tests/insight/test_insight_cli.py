@@ -77,6 +77,6 @@ def test_not_strict_warns_and_finishes(tmp_path: Path):
         "trainer.grad_check.every_steps=2", "landscape.enabled=false",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("[WARNING] - step ") == 2  # steps 0 and 2
+    assert result.stderr.count("[WARNING] - step ") == 2  # steps 0 and 2, on stderr
     (run_dir,) = run_dirs(tmp_path)
     assert not (run_dir / "landscape.png").exists()

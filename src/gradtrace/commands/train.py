@@ -115,6 +115,14 @@ def _submitit_environment() -> Any:
         return None
 
 
+class BelowWarning(logging.Filter):
+    """The console's stdout handler keeps the log lines below WARNING; warnings and errors go to
+    stderr (configs/hydra/job_logging/gradtrace.yaml)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.WARNING
+
+
 class CheckOutputFolder(Callback):
     """Hydra creates the run (or sweep) folder before any of our code runs, and reports a failure
     with a traceback; this callback tries first, and stops with one line and exit 2."""
