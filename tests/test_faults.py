@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+import gradtrace
+from gradtrace.errors import ConfigError
 from gradtrace.loggers.reading import read_scalars
 from gradtrace.sweeps.jobs import find_jobs
 from gradtrace.sweeps.result import COMPLETED, FAILED, JobResult, read_result, write_result
@@ -97,3 +100,45 @@ def test_a_damaged_result_is_a_failed_job_with_its_reason(tmp_path: Path):
     summary = summarize(tmp_path, plot=False)  # no traceback: a table of three failed jobs
     assert "3 jobs: 0 completed, 3 failed" in (tmp_path / "summary.md").read_text()
     assert len(summary.failed) == 3
+
+
+# --- a used run folder is never overwritten ------------------------------------------------------
+
+
+def test_a_new_run_into_a_used_folder_is_refused_and_the_old_run_kept(tmp_path: Path):
+    first = gradtrace.run(["model=linear", "trainer.steps=2", "landscape.enabled=false"],
+                          run_dir=tmp_path, verbose=False)
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=rf"^hydra\.run\.dir={re.escape(str(tmp_path))} already "
+                                          r"holds \.hydra, checkpoints, .*continue that run with: "
+                                          r"gradtrace resume"):
+        gradtrace.run(["model=linear", "trainer.steps=3"], run_dir=tmp_path, verbose=False)
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before and first.steps == 2
+    # Resuming it is what that folder is for; an explicit overwrite writes there too.
+    resumed = gradtrace.run(["model=linear", "trainer.steps=4", "landscape.enabled=false",
+                             "trainer.resume=true"], run_dir=tmp_path, verbose=False)
+    assert resumed.steps == 4
+    again = gradtrace.run(["model=linear", "trainer.steps=1", "trainer.overwrite=true"],
+                          run_dir=tmp_path, verbose=False)
+    assert again.steps == 1
+
+
+def test_an_empty_folder_is_a_fine_place_for_a_run(tmp_path: Path):
+    assert gradtrace.run(["trainer.steps=1"], run_dir=tmp_path, verbose=False).steps == 1
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_used_folder_with_one_line_on_stderr(cli, tmp_path: Path):
+    folder = tmp_path / "run"
+    assert cli("trainer.steps=2", f"hydra.run.dir={folder}").returncode == 0
+    result = json.loads((folder / "result.json").read_text())
+    again = cli("trainer.steps=5", f"hydra.run.dir={folder}")
+    assert again.returncode == 2 and again.stdout == "" and "Traceback" not in again.stderr
+    assert again.stderr.startswith(f"hydra.run.dir={folder} already holds ")
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert json.loads((folder / "result.json").read_text()) == result
+    (tmp_path / "notes.txt").write_text("mine")
+    here = cli("trainer.steps=1", "hydra.run.dir=''")
+    assert here.returncode == 2 and "(the current folder) already holds" in here.stderr
+    assert "gradtrace resume" not in here.stderr

@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gradtrace.setup.resolvers import register
-from gradtrace.training.experiment import RunResult, run_experiment
+from gradtrace.training.experiment import RunResult, check_new_folder, run_experiment
 
 __all__ = ["RunResult", "compose_config", "run"]
 
@@ -48,6 +48,7 @@ def run(
     """
     cfg, choices, default_dir = compose_config(overrides, config_dir)
     folder = Path(run_dir) if run_dir is not None else Path(default_dir)
+    check_new_folder(folder, resume=bool(cfg.trainer.resume), overwrite=bool(cfg.trainer.overwrite))
     (folder / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
     OmegaConf.save(OmegaConf.create(list(overrides)), folder / ".hydra" / "overrides.yaml")

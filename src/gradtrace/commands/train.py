@@ -31,10 +31,10 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from gradtrace.errors import Interrupted, exit_code, output_error
+from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
 from gradtrace.setup.resolvers import register
 from gradtrace.training import checkpoint, distributed
-from gradtrace.training.experiment import describe, run_experiment
+from gradtrace.training.experiment import check_new_folder, describe, run_experiment
 
 log = logging.getLogger("gradtrace")
 CONFIGS = "pkg://gradtrace.configs"  # configs/ of the repository, inside the installed package
@@ -128,6 +128,13 @@ class CheckOutputFolder(Callback):
     with a traceback; this callback tries first, and stops with one line and exit 2."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        trainer = config.get("trainer") or {}
+        try:  # before Hydra writes .hydra/ and train.log there
+            check_new_folder(config.hydra.run.dir, resume=bool(trainer.get("resume")),
+                             overwrite=bool(trainer.get("overwrite")))
+        except ConfigError as error:
+            print(error, file=sys.stderr)
+            sys.exit(exit_code(error))
         _check_writable(config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -142,7 +149,7 @@ def _check_writable(folder: str) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        log.error("%s", output_error(error))
+        print(output_error(error), file=sys.stderr)
         sys.exit(exit_code(output_error(error)))
 
 

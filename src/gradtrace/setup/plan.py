@@ -148,7 +148,7 @@ def _identity(cfg: DictConfig) -> str:
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     trainer = dict(container.get("trainer") or {})
-    for key in ("steps", "checkpoint", "resume"):
+    for key in ("steps", "checkpoint", "resume", "overwrite"):
         trainer.pop(key, None)
     return json.dumps({**container, "trainer": trainer}, sort_keys=True, default=str)
 

@@ -90,6 +90,9 @@ class TrainerConfig:
     # Continue this run folder (hydra.run.dir) from its newest valid checkpoint: see
     # gradtrace resume, which sets both.
     resume: bool = False
+    # A new run in a folder that already holds files (false: refused, so that no earlier run is
+    # overwritten); gradtrace rerun-failed sets it to restart a job that left no checkpoint.
+    overwrite: bool = False
     # What changes the update (gradtrace.training.loop): per optimiser step, the gradients of
     # accumulate_steps micro-batches of data.batch_size (trainer.steps counts optimiser steps),
     # then clipped, elementwise to [-clip_grad_value, clip_grad_value] and then to an L2 norm of

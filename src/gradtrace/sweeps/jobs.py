@@ -120,7 +120,8 @@ def find_jobs(sweep_dir: str | Path) -> list[Job]:
     for overrides_file in sweep_dir.glob("*/.hydra/overrides.yaml"):
         folder = overrides_file.parent.parent
         overrides = [str(o) for o in OmegaConf.load(overrides_file)]
-        overrides = [o for o in overrides if not o.startswith("trainer.resume=")]  # a rerun's
+        # What a rerun adds: not part of the job.
+        overrides = [o for o in overrides if not o.startswith(("trainer.resume=", "trainer.overwrite="))]
         jobs.append(Job(folder, _job_num(folder), overrides, read_result(folder)))
     planned = read_job_list(sweep_dir).get("jobs") or []
     started = {job.num for job in jobs}

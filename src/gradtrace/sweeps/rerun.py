@@ -38,7 +38,8 @@ def rerun_command(job: Job, python: str = "python") -> list[str]:
                        if not str(o).startswith(DROP_HYDRA)]
     # Quoted for Hydra's override grammar: a sweep job's folder name holds '=' and ','.
     argv += [*job.overrides, *map(str, hydra_overrides), f"hydra.run.dir='{job.folder}'"]
-    return argv + (["trainer.resume=true"] if resume else [])
+    # From its checkpoint; or, with none, anew in its folder (which holds the failed attempt).
+    return argv + (["trainer.resume=true"] if resume else ["trainer.overwrite=true"])
 
 
 def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable) -> list[str]:
@@ -46,10 +47,11 @@ def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable
     added (replacing the run's own for the same keys)."""
     task = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
     keys = {o.partition("=")[0].lstrip("+~") for o in extra}
-    task = [o for o in task if not o.startswith("trainer.resume=")
+    task = [o for o in task if not o.startswith(("trainer.resume=", "trainer.overwrite="))
             and o.partition("=")[0].lstrip("+~") not in keys]
     job = Job(run_dir, 0, [*task, *extra], None)
     argv = rerun_command(job, python)
+    argv = [a for a in argv if a != "trainer.overwrite=true"]
     return argv if "trainer.resume=true" in argv else [*argv, "trainer.resume=true"]
 
 

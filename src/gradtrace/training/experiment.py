@@ -145,6 +145,25 @@ def run_experiment(
     return outcome
 
 
+def check_new_folder(folder: str | Path, *, resume: bool, overwrite: bool) -> None:
+    """A new run goes into a new or empty folder: one that holds files (an earlier run's
+    result.json, checkpoints, event file) is refused unless the run resumes it
+    (trainer.resume=true) or trainer.overwrite=true says to write there anyway."""
+    path = Path(folder)
+    if resume or overwrite or not path.is_dir():
+        return
+    held = sorted(entry.name for entry in path.iterdir())
+    if held:
+        shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        where = f"{str(folder)!r} (the current folder)" if str(folder) in ("", ".") else folder
+        run = {"result.json", "checkpoints", ".hydra"} & set(held)
+        go_on = f"continue that run with: gradtrace resume {path}, or " if run else ""
+        raise ConfigError(
+            f"hydra.run.dir={where} already holds {shown}: a new run goes into a new or empty "
+            f"folder; {go_on}write there anyway with trainer.overwrite=true"
+        )
+
+
 def train_plan(
     plan: Plan,
     run_dir: str,
