@@ -3,8 +3,11 @@ in every case, its short path (plain gradient descent on CPU) and torch's (every
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from gradtrace.components.optim import SGD
 
@@ -69,3 +72,65 @@ def test_a_closure_is_evaluated_and_returned() -> None:
 
     assert optimizer.step(closure).item() == 9.0
     assert w.item() == pytest.approx(2.4, abs=1e-6)
+
+
+def _random_use(seed: int) -> tuple[dict, list[str], bool]:
+    """A random flag combination torch.optim.SGD accepts, the hooks to register, a closure?"""
+    rng = random.Random(seed)
+    momentum = rng.choice([0.0, 0.9])
+    dampening = rng.choice([0.0, 0.1]) if momentum else 0.0
+    kwargs = {
+        "lr": rng.choice([0.1, 0.01]), "momentum": momentum, "dampening": dampening,
+        "weight_decay": rng.choice([0.0, 0.01]), "maximize": rng.random() < 0.3,
+        "nesterov": bool(momentum) and not dampening and rng.random() < 0.5,
+        "foreach": rng.choice([None, False, True]),
+    }
+    hooks = rng.sample(["pre", "post", "global_pre"], rng.randint(0, 3))
+    return kwargs, hooks, rng.random() < 0.3
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_differential_against_torch_sgd_with_hooks(seed: int) -> None:
+    # The same random use of gradtrace's SGD and torch's, with step hooks that change the
+    # gradients: bitwise the same parameters, and every hook called once a step.
+    kwargs, hooks, closure = _random_use(seed)
+    torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)  # torch's class is patched
+    generator = torch.Generator().manual_seed(seed)
+    start = [torch.randn(3, 2, generator=generator), torch.randn(4, generator=generator)]
+    grads = [[torch.randn_like(t) for t in start] for _ in range(4)]
+    results, calls = [], []
+    for cls in (SGD, torch.optim.SGD):
+        params = [torch.nn.Parameter(t.clone()) for t in start]
+        optimizer = cls(params, **kwargs)
+        count = {"n": 0}
+
+        def halve(opt, args, kw, count=count):  # a pre-hook that changes the gradients
+            count["n"] += 1
+            for p in params:
+                p.grad.mul_(0.5)
+
+        handles = []
+        if "pre" in hooks:
+            handles.append(optimizer.register_step_pre_hook(halve))
+        if "post" in hooks:
+            handles.append(optimizer.register_step_post_hook(
+                lambda opt, args, kw, count=count: count.__setitem__("n", count["n"] + 1)))
+        if "global_pre" in hooks:
+            handles.append(register_optimizer_step_pre_hook(
+                lambda opt, args, kw, count=count: count.__setitem__("n", count["n"] + 1)))
+        try:
+            for step_grads in grads:
+                for p, g in zip(params, step_grads):
+                    p.grad = g.clone()
+                if closure:
+                    optimizer.step(lambda: 1.0)
+                else:
+                    optimizer.step()
+        finally:
+            for handle in handles:
+                handle.remove()
+        results.append([p.detach().clone() for p in params])
+        calls.append(count["n"])
+    assert calls[0] == calls[1] == len(hooks) * len(grads)
+    for ours, theirs in zip(*results):
+        assert torch.equal(ours, theirs), (kwargs, hooks, closure)

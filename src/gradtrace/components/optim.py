@@ -23,9 +23,18 @@ def _check_at_least_0(args: Mapping[str, Any], *keys: str) -> None:
                 "a number >= 0 and <= 3.4e38 (float32)")
 
 
+def _check_flags(args: Mapping[str, Any], *keys: str) -> None:
+    """true/false flags: a string or a number is never taken for one."""
+    for key in keys:
+        value = args.get(key)
+        require(value is None or isinstance(value, bool), f"optim.{key}", value,
+                "true or false" + (" (or null)" if key in ("foreach", "fused") else ""))
+
+
 def check_sgd(args: Mapping[str, Any]) -> None:
     _check_lr(args)
     _check_at_least_0(args, "momentum", "dampening", "weight_decay")
+    _check_flags(args, "nesterov", "maximize", "foreach", "differentiable", "fused")
     if args.get("nesterov") and args.get("momentum", 0) == 0:
         raise ConfigError("optim.nesterov=true needs optim.momentum > 0, got 0.0")
 
@@ -43,6 +52,7 @@ def check_adam(args: Mapping[str, Any]) -> None:
     eps = args.get("eps")
     require(is_float32(eps) and eps > 0, "optim.eps", eps, "a number > 0 and <= 3.4e38 (float32)")
     _check_at_least_0(args, "weight_decay")
+    _check_flags(args, "amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused")
 
 
 # Keyed by `_target_`, so that they apply to every option that names the class, a user's too.
@@ -68,7 +78,7 @@ class SGD(torch.optim.SGD):
 
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:  # type: ignore[override]
         if closure is not None or not self._plain():
-            return super().step(closure)
+            return _torch_step(self, closure)
         with torch.no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
@@ -92,6 +102,16 @@ class SGD(torch.optim.SGD):
         for group in self.param_groups:
             for p in group["params"]:
                 p.grad = None
+
+
+def _torch_step(optimizer: SGD, closure: Optional[Callable[[], float]]) -> Optional[float]:
+    """torch.optim.SGD.step without the step hooks' wrapper that torch puts on the class once any
+    torch.optim.SGD exists: this class's own step is wrapped too and has run the hooks already, so
+    a hook that changes gradients would otherwise apply twice."""
+    step = torch.optim.SGD.step
+    if getattr(step, "hooked", False):  # Optimizer._patch_step_function's functools.wraps
+        step = step.__wrapped__  # type: ignore[attr-defined]
+    return step(optimizer, closure)
 
 
 class ManualSGD(torch.optim.Optimizer):
