@@ -128,6 +128,15 @@ def test_an_empty_folder_is_a_fine_place_for_a_run(tmp_path: Path):
     assert gradtrace.run(["trainer.steps=1"], run_dir=tmp_path, verbose=False).steps == 1
 
 
+def test_a_folder_of_a_run_refused_before_step_0_takes_the_corrected_one(tmp_path: Path):
+    # A bad value fails before anything but .hydra, train.log and a failed result.json is
+    # written: there is nothing to lose, and the same folder takes the corrected run.
+    with pytest.raises(ConfigError, match=r"^optim\.lr must be"):
+        gradtrace.run(["optim.lr=-1"], run_dir=tmp_path, verbose=False)
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == FAILED
+    assert gradtrace.run(["trainer.steps=1"], run_dir=tmp_path, verbose=False).steps == 1
+
+
 @pytest.mark.slow
 def test_the_cli_refuses_a_used_folder_with_one_line_on_stderr(cli, tmp_path: Path):
     folder = tmp_path / "run"

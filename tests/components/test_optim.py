@@ -104,7 +104,7 @@ def test_differential_against_torch_sgd_with_hooks(seed: int) -> None:
         optimizer = cls(params, **kwargs)
         count = {"n": 0}
 
-        def halve(opt, args, kw, count=count):  # a pre-hook that changes the gradients
+        def halve(opt, args, kw, count=count, params=params):  # changes the gradients
             count["n"] += 1
             for p in params:
                 p.grad.mul_(0.5)

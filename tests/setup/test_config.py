@@ -110,6 +110,11 @@ RANGE_ERRORS = [
     ("trainer.val_every_steps=0", r"^trainer\.val_every_steps must be an integer >= 1, got 0$"),
     ("trainer.device=gpu", r"^trainer\.device must be one of auto, cpu, cuda, cuda:N, got 'gpu'$"),
     ("model.init=inf", r"^model\.init must be a number with \|x\| <= 3\.4e38 \(float32\), got inf$"),
+    ("+trainer.stpes=3", r"^trainer\.stpes is not a setting \(did you mean trainer\.steps\?\); "
+                         r"trainer takes steps, .*: drop it with ~trainer\.stpes$"),
+    ("+foo=1", r"^foo is not a setting; the top level takes model, .*: drop it with ~foo$"),
+    ("+trainer.checkpoint.every=3", r"^trainer\.checkpoint\.every is not a setting \(did you mean "
+                                    r"trainer\.checkpoint\.every_steps\?\)"),
     ("optim.nesterov=abc", r"^optim\.nesterov must be true or false, got 'abc'$"),
     ("optim.nesterov=2", r"^optim\.nesterov must be true or false, got 2$"),
     ("+optim.maximize=abc", r"^optim\.maximize must be true or false, got 'abc'$"),

@@ -11,8 +11,9 @@ the built-in options and a user's own alike.
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -254,14 +255,39 @@ class TrainConfig:
         require(0 <= self.seed < 2**63, "seed", self.seed, "an integer in [0, 2**63)")
 
 
+def check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
+    """Every key of a schema node is a field of its dataclass: `+trainer.new=1` or `+foo=1` (the
+    `+` adds a key Hydra's struct mode would refuse) is one line, never silently ignored."""
+    names = [f.name for f in fields(schema)]
+    for key in map(str, node.keys() if isinstance(node, DictConfig) else ()):
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            where = prefix.rstrip(".") or "the top level"
+            raise ConfigError(f"{prefix}{key} is not a setting{hint}; {where} takes "
+                              f"{', '.join(names)}: drop it with ~{prefix}{key}")
+        kind = next(f.type for f in fields(schema) if f.name == key)
+        nested = SCHEMA_TYPES.get(kind if isinstance(kind, str) else getattr(kind, "__name__", ""))
+        if nested is not None:
+            check_known_keys(node[key], nested, f"{prefix}{key}.")
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     "trainer": {"trainer": TrainerConfig},
     "landscape": {"landscape": LandscapeConfig},
 }
 
+# The dataclasses a schema field may name (by the annotation's name: `from __future__ import
+# annotations` makes annotations strings).
+SCHEMA_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
+    TrainerConfig, GradCheckConfig, CheckpointConfig, LandscapeConfig, ObjectiveConfig,
+    EarlyStoppingConfig)}
+
+
 def validate(cfg: DictConfig) -> TrainConfig:
     """Resolve `cfg` and build the schema objects, which runs every range check. The groups that
     name a class come back as plain dicts."""
+    check_known_keys(cfg, TrainConfig)
     try:
         return OmegaConf.to_object(cfg)  # type: ignore[return-value]
     except MissingMandatoryValue as error:

@@ -27,7 +27,15 @@ from gradtrace.instruments.checkpoints import Checkpoints
 from gradtrace.loggers.reading import Series, read_scalars
 from gradtrace.setup.build import Run, build_logger, build_run
 from gradtrace.setup.plan import Plan, make_plan
-from gradtrace.sweeps.result import COMPLETED, FAILED, INTERRUPTED, JobResult, write_result
+from gradtrace.sweeps.result import (
+    COMPLETED,
+    FAILED,
+    FILENAME,
+    INTERRUPTED,
+    JobResult,
+    read_result,
+    write_result,
+)
 from gradtrace.training import checkpoint, distributed
 from gradtrace.training.loop import TrainResult, train
 from gradtrace.training.objective import Tracker
@@ -153,6 +161,9 @@ def check_new_folder(folder: str | Path, *, resume: bool, overwrite: bool) -> No
     if resume or overwrite or not path.is_dir():
         return
     held = sorted(entry.name for entry in path.iterdir())
+    earlier = read_result(path)
+    if set(held) <= {".hydra", "train.log", FILENAME} and (earlier is None or earlier.status == FAILED):
+        return  # a run that failed before it wrote anything else (a bad value): nothing to lose
     if held:
         shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
         where = f"{str(folder)!r} (the current folder)" if str(folder) in ("", ".") else folder
