@@ -13,7 +13,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 import gradtrace
-from gradtrace.errors import ConfigError
+from gradtrace.errors import ConfigError, OutputError
 
 from conftest import scalars
 
@@ -70,3 +70,25 @@ def test_bad_input_raises_the_clis_errors_and_records_the_failure(tmp_path: Path
         gradtrace.run(["trainer.stepz=1"], run_dir=tmp_path, verbose=False)
     with pytest.raises(TypeError, match="list of strings"):
         gradtrace.run("model=linear", run_dir=tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ([1, 2], r"^overrides must be a list of strings such as 'optim\.lr=0\.1', got 1 \(int\)$"),
+    (5, r"^overrides must be a list of strings such as 'optim\.lr=0\.1', got int$"),
+])
+def test_overrides_of_the_wrong_type_are_one_plain_line(overrides, message: str, tmp_path: Path):
+    with pytest.raises(TypeError, match=message):
+        gradtrace.run(overrides, run_dir=tmp_path)
+
+
+def test_a_config_dir_that_is_not_there_is_refused(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"^config_dir='/nonexistent/conf' is not a folder"):
+        gradtrace.run(["trainer.steps=1"], run_dir=tmp_path, config_dir="/nonexistent/conf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_dir_that_is_a_file_is_an_output_error(tmp_path: Path):
+    (tmp_path / "plain").write_text("mine")
+    with pytest.raises(OutputError, match=r"it is a file, not a folder"):
+        gradtrace.run(["trainer.steps=1"], run_dir=tmp_path / "plain")
+    assert (tmp_path / "plain").read_text() == "mine"

@@ -21,6 +21,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from gradtrace.errors import ConfigError, OutputError
 from gradtrace.setup.resolvers import register
 from gradtrace.training.experiment import RunResult, check_new_folder, run_experiment
 
@@ -48,6 +49,8 @@ def run(
     """
     cfg, choices, default_dir = compose_config(overrides, config_dir)
     folder = Path(run_dir) if run_dir is not None else Path(default_dir)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write {folder}: it is a file, not a folder (run_dir)")
     check_new_folder(folder, resume=bool(cfg.trainer.resume), overwrite=bool(cfg.trainer.overwrite))
     (folder / ".hydra").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
@@ -63,6 +66,17 @@ def compose_config(
     folder the CLI would write to (relative to the current folder)."""
     if isinstance(overrides, str):
         raise TypeError(f"overrides must be a list of strings, got the string {overrides!r}")
+    try:
+        bad = next((o for o in overrides if not isinstance(o, str)), None)
+    except TypeError:
+        raise TypeError(f"overrides must be a list of strings such as 'optim.lr=0.1', got "
+                        f"{type(overrides).__name__}") from None
+    if bad is not None:
+        raise TypeError(f"overrides must be a list of strings such as 'optim.lr=0.1', got {bad!r} "
+                        f"({type(bad).__name__})")
+    if config_dir is not None and not Path(config_dir).is_dir():
+        raise ConfigError(f"config_dir={str(config_dir)!r} is not a folder (your own options: "
+                          f"<folder>/model/*.yaml, ...)")
     register()
     extra = []
     if config_dir is not None:

@@ -3,12 +3,14 @@ of each are in tests/test_wheel.py and tests/test_cli.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 import gradtrace
 from gradtrace.commands import COMMANDS, main
+from gradtrace.sweeps.result import FAILED, read_result
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]):
@@ -48,3 +50,22 @@ def test_resume_refuses_a_folder_that_is_not_a_run(tmp_path: Path,
     assert main(["resume", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (f"error: {tmp_path} is not a run folder (no "
                                        f".hydra/overrides.yaml)\n")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("- [unclosed\n", r"cannot be read as YAML"),
+    ("optim.lr: 0.1\n", r"must be a YAML list of overrides such as - optim\.lr=0\.1, got dict"),
+])
+def test_resume_with_a_damaged_overrides_file_is_one_line_and_exit_2(
+        text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text(text)
+    assert main(["resume", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and re.search(message, error)
+
+
+def test_a_result_json_of_wrong_types_is_a_damaged_job_not_a_traceback(tmp_path: Path):
+    (tmp_path / "result.json").write_text('{"status": "completed", "final_loss": "abc"}')
+    result = read_result(tmp_path)
+    assert result.status == FAILED and "final_loss holds 'abc'" in result.error

@@ -115,6 +115,9 @@ RANGE_ERRORS = [
     ("+foo=1", r"^foo is not a setting; the top level takes model, .*: drop it with ~foo$"),
     ("+trainer.checkpoint.every=3", r"^trainer\.checkpoint\.every is not a setting \(did you mean "
                                     r"trainer\.checkpoint\.every_steps\?\)"),
+    ("trainer.threads=1000000000000000000000000000000",
+     r"^trainer\.threads must be null \(automatic\) or an integer in \[1, 4096\]"),
+    ("+optim.differentiable=true", r"^optim\.differentiable must be false: gradtrace's loop"),
     ("optim.nesterov=abc", r"^optim\.nesterov must be true or false, got 'abc'$"),
     ("optim.nesterov=2", r"^optim\.nesterov must be true or false, got 2$"),
     ("+optim.maximize=abc", r"^optim\.maximize must be true or false, got 'abc'$"),

@@ -4,7 +4,8 @@ Runs `gradtrace train` again with the run's own overrides and config folders (fr
 into the same folder, with trainer.resume=true. More overrides after the folder are added, e.g.
 trainer.steps=5000 to train on. The run's values come out bitwise as if it had never stopped. A
 run of several processes (torchrun) resumes with as many, through torchrun. Exit status: the
-training's (torchrun's: 1 when a process failed); 2 when the folder is not a run folder.
+training's (torchrun's: 1 when a process failed); 2 when the folder is not a run folder or its
+.hydra/overrides.yaml is not a list of overrides.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from gradtrace.errors import ConfigError
 from gradtrace.sweeps.rerun import format_command, resume_command
 
 
@@ -26,6 +28,10 @@ def main(argv: Optional[list[str]] = None, prog: str = "gradtrace resume") -> in
     if not (args.run_dir / ".hydra" / "overrides.yaml").is_file():
         print(f"error: {args.run_dir} is not a run folder (no .hydra/overrides.yaml)", file=sys.stderr)
         return 2
-    command = resume_command(args.run_dir, args.overrides)
+    try:
+        command = resume_command(args.run_dir, args.overrides)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(format_command(command[1:]), flush=True)
     os.execv(command[0], command)  # the training in this process: signals reach it directly

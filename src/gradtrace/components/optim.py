@@ -31,10 +31,18 @@ def _check_flags(args: Mapping[str, Any], *keys: str) -> None:
                 "true or false" + (" (or null)" if key in ("foreach", "fused") else ""))
 
 
+def _check_not_differentiable(args: Mapping[str, Any]) -> None:
+    # A differentiable optimiser's step builds a graph through the update; gradtrace's loop steps
+    # leaf parameters in place, where torch refuses it with a traceback.
+    require(not args.get("differentiable"), "optim.differentiable", args.get("differentiable"),
+            "false: gradtrace's loop updates the parameters in place, outside autograd")
+
+
 def check_sgd(args: Mapping[str, Any]) -> None:
     _check_lr(args)
     _check_at_least_0(args, "momentum", "dampening", "weight_decay")
     _check_flags(args, "nesterov", "maximize", "foreach", "differentiable", "fused")
+    _check_not_differentiable(args)
     if args.get("nesterov") and args.get("momentum", 0) == 0:
         raise ConfigError("optim.nesterov=true needs optim.momentum > 0, got 0.0")
 
@@ -53,6 +61,7 @@ def check_adam(args: Mapping[str, Any]) -> None:
     require(is_float32(eps) and eps > 0, "optim.eps", eps, "a number > 0 and <= 3.4e38 (float32)")
     _check_at_least_0(args, "weight_decay")
     _check_flags(args, "amsgrad", "maximize", "foreach", "capturable", "differentiable", "fused")
+    _check_not_differentiable(args)
 
 
 # Keyed by `_target_`, so that they apply to every option that names the class, a user's too.

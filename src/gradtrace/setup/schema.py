@@ -108,10 +108,10 @@ class TrainerConfig:
             self.explain_steps >= 0, "trainer.explain_steps", self.explain_steps, "an integer >= 0"
         )
         require(
-            self.threads is None or self.threads >= 1,
+            self.threads is None or 1 <= self.threads <= 4096,
             "trainer.threads",
             self.threads,
-            "null (automatic) or an integer >= 1",
+            "null (automatic) or an integer in [1, 4096]",
         )
         for key in ("log_every_steps", "histogram_every_steps", "val_every_steps"):
             value = getattr(self, key)

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
+from gradtrace.errors import ConfigError, one_line
 from gradtrace.sweeps.jobs import Job
 from gradtrace.training import checkpoint
 
@@ -45,7 +46,7 @@ def rerun_command(job: Job, python: str = "python") -> list[str]:
 def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable) -> list[str]:
     """argv that resumes the single run in `run_dir` (gradtrace resume), `extra` overrides
     added (replacing the run's own for the same keys)."""
-    task = [str(o) for o in OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")]
+    task = read_overrides(run_dir / ".hydra" / "overrides.yaml")
     keys = {o.partition("=")[0].lstrip("+~") for o in extra}
     task = [o for o in task if not o.startswith(("trainer.resume=", "trainer.overwrite="))
             and o.partition("=")[0].lstrip("+~") not in keys]
@@ -53,6 +54,18 @@ def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable
     argv = rerun_command(job, python)
     argv = [a for a in argv if a != "trainer.overwrite=true"]
     return argv if "trainer.resume=true" in argv else [*argv, "trainer.resume=true"]
+
+
+def read_overrides(path: Path) -> list[str]:
+    """A run's .hydra/overrides.yaml: a YAML list of overrides; a ConfigError if it is not."""
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as error:  # YAML's own errors are no ValueError
+        raise ConfigError(f"{path} cannot be read as YAML: {one_line(error)}") from None
+    if not isinstance(loaded, ListConfig) or not all(isinstance(o, str) for o in loaded):
+        raise ConfigError(f"{path} must be a YAML list of overrides such as - optim.lr=0.1, got "
+                          f"{type(OmegaConf.to_container(loaded)).__name__}")
+    return [str(o) for o in loaded]
 
 
 def _launcher(run_dir: Path) -> list[str]:

@@ -78,6 +78,34 @@ def write_result(run_dir: str | Path, result: JobResult) -> Path:
     return write_atomically(Path(run_dir) / FILENAME, json.dumps(data, indent=2) + "\n")
 
 
+NUMBERS = ("final_loss", "best_loss", "val_loss", "value", "best_value", "seconds",
+           "train_seconds")
+INTEGERS = ("steps", "best_step", "threads", "world_size")
+TEXTS = ("stopped", "error", "objective")
+
+
+def _check_types(data: dict[str, Any]) -> None:
+    """Each key of result.json holds what gradtrace writes there (null where it may)."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    wrong = [key for key in NUMBERS if data.get(key) is not None and not number(data[key])]
+    wrong += [key for key in INTEGERS if data.get(key) is not None
+              and (not isinstance(data[key], int) or isinstance(data[key], bool))]
+    wrong += [key for key in TEXTS if data.get(key) is not None and not isinstance(data[key], str)]
+    if data["status"] not in (COMPLETED, FAILED, INTERRUPTED):
+        wrong.append("status")
+    if data.get("mode", "min") not in ("min", "max"):
+        wrong.append("mode")
+    for key in ("metrics", "instruments"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            wrong.append(key)
+    if isinstance(data.get("metrics"), dict) and not all(map(number, data["metrics"].values())):
+        wrong.append("metrics")
+    if wrong:
+        raise ValueError(f"{wrong[0]} holds {data[wrong[0]]!r}, not what gradtrace writes there")
+
+
 def read_result(run_dir: str | Path) -> Optional[JobResult]:
     """The run's result, or None when it has none (still running, or killed). A file that cannot
     be read as a result (damaged, or from elsewhere) is a failed job that says so."""
@@ -89,6 +117,7 @@ def read_result(run_dir: str | Path) -> Optional[JobResult]:
         fields = {f.name for f in dataclasses.fields(JobResult)}
         if not isinstance(data, dict) or "status" not in data or not set(data) <= fields:
             raise ValueError("not a gradtrace result")
+        _check_types(data)
         return JobResult(**data)
     except (OSError, ValueError) as error:  # JSONDecodeError is a ValueError
         return JobResult(FAILED, error=f"{path} is damaged ({error}); rerun the job")
