@@ -8,7 +8,10 @@ package's configs (and your own config folder: --config-dir); exit codes 0 done,
 
 import sys
 
-from gradtrace.commands import train
+from gradtrace.training.signals import catch_early
 
 if __name__ == "__main__":
+    catch_early()  # a stop signal while torch and Hydra import is kept for the run
+    from gradtrace.commands import train
+
     train.run(sys.argv[1:], prog=sys.argv[0])

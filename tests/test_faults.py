@@ -12,6 +12,7 @@ import resource
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,50 @@ def test_the_cli_refuses_a_used_folder_with_one_line_on_stderr(cli, tmp_path: Pa
     here = cli("trainer.steps=1", "hydra.run.dir=''")
     assert here.returncode == 2 and "(the current folder) already holds" in here.stderr
     assert "gradtrace resume" not in here.stderr
+
+
+# --- signals at start-up, Ctrl-C twice, folders outside ASCII ------------------------------------
+
+
+def _signal_after(argv: list[str], cwd: Path, seconds: float, signals: list[int]):
+    """Start the CLI, send `signals` after `seconds` (50 ms apart), wait; stop it in finally."""
+    process = subprocess.Popen([sys.executable, str(TRAIN_SCRIPT), *argv], cwd=cwd, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(seconds)
+        for number in signals:
+            process.send_signal(number)
+            time.sleep(0.05)
+        out, err = process.communicate(timeout=120)
+        return process.returncode, out, err
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sigterm_while_the_process_starts_stops_after_step_0_with_one_line(tmp_path: Path):
+    # 1 s in: past Python's own start (the early handler is installed by then), before torch and
+    # Hydra have imported (seconds): the run's stop request takes the signal over from it.
+    folder = tmp_path / "run"
+    code, out, err = _signal_after(["model=regressor", "trainer.steps=100000",
+                                    f"hydra.run.dir={folder}"], tmp_path, 1.0, [signal.SIGTERM])
+    assert code == 143 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "SIGTERM: stopped after step 0" in err
+    saved = json.loads((folder / "result.json").read_text())
+    assert saved["status"] == "interrupted" and saved["steps"] == 1
+
+
+def test_ctrl_c_twice_is_one_line_exit_130_and_a_result(tmp_path: Path):
+    folder = tmp_path / "run"
+    code, out, err = _signal_after(["model=regressor", "trainer.steps=10000000",
+                                    f"hydra.run.dir={folder}"], tmp_path, 6, [signal.SIGINT] * 2)
+    assert code == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert json.loads((folder / "result.json").read_text())["status"] == "interrupted"
+
+
+def test_a_run_folder_outside_ascii_needs_no_quotes(cli, tmp_path: Path):
+    folder = tmp_path / "rün名"
+    done = cli("trainer.steps=1", f"hydra.run.dir={folder}")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((folder / "result.json").read_text())["status"] == "completed"

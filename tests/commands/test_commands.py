@@ -10,6 +10,8 @@ import pytest
 
 import gradtrace
 from gradtrace.commands import COMMANDS, main
+from gradtrace.commands.train import prepare_overrides
+from gradtrace.errors import ConfigError
 from gradtrace.sweeps.result import FAILED, read_result
 
 
@@ -69,3 +71,20 @@ def test_a_result_json_of_wrong_types_is_a_damaged_job_not_a_traceback(tmp_path:
     (tmp_path / "result.json").write_text('{"status": "completed", "final_loss": "abc"}')
     result = read_result(tmp_path)
     assert result.status == FAILED and "final_loss holds 'abc'" in result.error
+
+
+def test_overrides_hydra_would_answer_with_a_traceback_are_one_line():
+    with pytest.raises(ConfigError, match=r"^trainer=null: the config group trainer takes the name "
+                                          r"of one of its options, e\.g\. trainer=default .*~trainer"):
+        prepare_overrides(["trainer=null"])
+    with pytest.raises(ConfigError, match=r"^trainer=1: the config group trainer takes"):
+        prepare_overrides(["trainer=1"])
+    with pytest.raises(ConfigError, match=r"^the override key a{20}\.\.\. is 50000 characters long"):
+        prepare_overrides(["+" + "a" * 50000 + "=1"])
+
+
+def test_a_value_outside_ascii_is_quoted_for_hydra():
+    assert prepare_overrides(["-m", "hydra.run.dir=/tmp/x/rün名", "optim.lr=0.1,0.2"]) == \
+        ["-m", "hydra.run.dir='/tmp/x/rün名'", "optim.lr=0.1,0.2"]
+    assert prepare_overrides(["--config-dir", "conf", "+note=naïve,plan"]) == \
+        ["--config-dir", "conf", "+note=naïve,plan"]  # grammar in it: left to Hydra's message

@@ -32,6 +32,9 @@ tensorboard --logdir outputs
 
 
 def _train(argv: list[str]) -> Optional[int]:
+    from gradtrace.training.signals import catch_early
+
+    catch_early()  # before the imports of torch and Hydra, which take seconds
     from gradtrace.commands import train
 
     train.run(argv)

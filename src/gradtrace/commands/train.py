@@ -20,8 +20,10 @@ import logging
 import math
 import multiprocessing
 import os
+import re
 import sys
 import threading
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -43,11 +45,58 @@ CONFIGS = "pkg://gradtrace.configs"  # configs/ of the repository, inside the in
 def run(argv: list[str], prog: str = "gradtrace train") -> None:
     """The command line `gradtrace train ARGV`: Hydra's arguments and overrides, as
     `python scripts/train.py ARGV` takes them. Ends the process with the run's exit code."""
+    try:
+        argv = prepare_overrides(argv)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        sys.exit(exit_code(error))
     register()
     sys.argv = [prog, *argv]  # what Hydra parses, and the name its --help shows
     with exit_when_done():  # the run is written: skip the interpreter's slow teardown
         with distributed.joined():  # under torchrun: join the other processes (alone: nothing)
             hydra_task()
+
+
+NAME_MAX = 255  # a file name's length limit, and so a config group's and a key's
+GRAMMAR = set(" \t'\"\\,()[]{}=:$")  # what Hydra's override grammar reads as more than text
+NOT_AN_OPTION = re.compile(r"^(null|true|false|[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$", re.I)
+
+
+def prepare_overrides(argv: list[str]) -> list[str]:
+    """The overrides as Hydra should get them, or a ConfigError for what Hydra would answer with
+    a traceback: a key longer than a file name (Hydra looks for a config group of that name), a
+    config group given null, a flag or a number instead of an option's name. A value with
+    letters outside ASCII (hydra.run.dir=/tmp/rün), which Hydra's lexer takes only in quotes, is
+    quoted for it when it holds nothing else Hydra's grammar reads."""
+    groups = {entry.name for entry in resources.files("gradtrace.configs").iterdir()
+              if entry.is_dir() and not entry.name.startswith("_")}
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if arg.startswith("-") or not eq:
+            out.append(arg)  # Hydra's flags (-m, --cfg job, --config-dir DIR) and their values
+            continue
+        name = key.lstrip("+~")
+        long = next((part for part in re.split(r"[./@]", name) if len(part) > NAME_MAX), None)
+        if long is not None:
+            raise ConfigError(f"the override key {long[:20]}... is {len(long)} characters long; "
+                              f"no setting or config group name is longer than {NAME_MAX}")
+        if name in groups and NOT_AN_OPTION.match(value):
+            drop = f"; ~{name} drops the group's choice" if value.lower() == "null" else ""
+            raise ConfigError(f"{name}={value}: the config group {name} takes the name of one of "
+                              f"its options, e.g. {name}={_an_option(name)} (gradtrace train --help "
+                              f"lists them){drop}")
+        if not value.isascii() and not GRAMMAR & set(value):
+            arg = f"{key}='{value}'"  # as the user could have written it
+        out.append(arg)
+    return out
+
+
+def _an_option(group: str) -> str:
+    options = sorted(entry.name.removesuffix(".yaml") for entry in
+                     resources.files("gradtrace.configs").joinpath(group).iterdir()
+                     if entry.name.endswith(".yaml"))
+    return "default" if "default" in options else (options[0] if options else "...")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIGS, config_name="train")

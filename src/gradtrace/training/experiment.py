@@ -129,6 +129,17 @@ def run_experiment(
                 world_size=place.size,
                 instruments=outcome.instruments,
             ))
+    except KeyboardInterrupt:  # Ctrl-C twice: stopped at once, wherever the run was
+        try:
+            if place.is_main:
+                write_result(run_dir, JobResult(
+                    INTERRUPTED, stopped="signal", seconds=time.perf_counter() - start,
+                    error="a second Ctrl-C stopped the run at once; its newest checkpoint holds "
+                          "where it can go on from", world_size=place.size))
+        except (OSError, KeyboardInterrupt):
+            pass
+        raise Interrupted(f"SIGINT twice: stopped at once; resume from the newest checkpoint "
+                          f"with: gradtrace resume {run_dir}", signal.SIGINT) from None
     except Exception as error:
         if isinstance(error, OSError):  # writing the outputs failed: a world fault, one line
             error = output_error(error)

@@ -19,6 +19,19 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 REQUEUE_HANDLER = "checkpoint_and_try_requeue"  # submitit's handler of its preemption signal
 
 
+_EARLY: list[int] = []  # stop signals that came before a run's StopRequest was installed
+
+
+def catch_early() -> None:
+    """From the very start of `gradtrace train`, before torch and Hydra are imported (seconds):
+    a stop signal then is kept, not fatal, and the run's StopRequest takes it over, so that the
+    run stops after its first step with a checkpoint, result.json and exit 143 (or 130) like at
+    any other moment."""
+    if threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            signal.signal(s, lambda signum, frame: _EARLY.append(signum))
+
+
 class StopRequest:
     """Why the run should stop after its current step: "signal" once a stop signal has arrived
     (`signum` says which), or the reason an instrument gave; None: go on. One path for both."""
@@ -52,6 +65,9 @@ class StopRequest:
             if getattr(signal.getsignal(s), "__name__", "") == REQUEUE_HANDLER
         ]
         previous = {s: signal.signal(s, self._handle) for s in (*SIGNALS, *self.requeue_signals)}
+        if _EARLY and self.signum is None:  # one that came while the process started
+            self.signum = _EARLY[-1]
+            _EARLY.clear()
         try:
             yield self
         finally:
