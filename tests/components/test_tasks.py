@@ -130,6 +130,9 @@ def test_regressor_with_cross_entropy_is_refused_before_step_0_in_one_line():
             build(*overrides)
     with pytest.raises(ConfigError, match=r"needs logits of shape \[1000, 'C'\]"):
         build("model=regressor", "loss=cross_entropy", "data=spiral")
+    # The scalar example's target 0 is a class index, but one number a sample is no logits.
+    with pytest.raises(ConfigError, match=r"needs logits of shape \[1, 'C'\]"):
+        build("model=scalar", "loss._target_=torch.nn.CrossEntropyLoss")
 
 
 @pytest.mark.parametrize("overrides,message", [
