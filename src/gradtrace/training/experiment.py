@@ -178,7 +178,7 @@ def check_new_folder(folder: str | Path, *, resume: bool, overwrite: bool) -> No
     if held:
         shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
         where = f"{str(folder)!r} (the current folder)" if str(folder) in ("", ".") else folder
-        run = {"result.json", "checkpoints", ".hydra"} & set(held)
+        run = {FILENAME, "checkpoints", ".hydra"} & set(held)
         go_on = f"continue that run with: gradtrace resume {path}, or " if run else ""
         raise ConfigError(
             f"hydra.run.dir={where} already holds {shown}: a new run goes into a new or empty "
