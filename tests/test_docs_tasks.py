@@ -136,3 +136,28 @@ def test_early_stopping_as_written(tmp_path: Path):
     assert waited == 3 and result["best_step"] == best_step
     assert result["steps"] == accuracy[-1][0] + 1
     assert (folder / "best_model.pt").exists()
+
+
+CURVATURE = GUIDE / "curvature.md"
+
+
+def test_the_curvature_commands_as_written(tmp_path: Path):
+    (quadratic,) = code_lines(CURVATURE, "## Analytic objectives", "gradtrace ")
+    folder, _ = run_one(tmp_path, quadratic)
+    series = scalars(folder)
+    np.testing.assert_allclose([v for _, v in series["sharpness/top"]], 10.0, rtol=1e-5)
+    np.testing.assert_allclose([v for _, v in series["hessian_trace/estimate"]], 11.0, rtol=1e-6)
+    np.testing.assert_allclose([v for _, v in series["sharpness/threshold"]], 2 / 0.15, rtol=1e-6)
+    x0 = [v for _, v in series["param/x[0]"]]
+    x1 = [v for _, v in series["param/x[1]"]]
+    np.testing.assert_allclose(x0, [0.85 ** k for k in range(40)], rtol=1e-5)
+    np.testing.assert_allclose(x1, [(-0.5) ** k for k in range(40)], rtol=1e-5, atol=1e-30)
+    assert (folder / "landscape.png").exists()  # two coordinates: the true contour
+
+    (diverging,) = code_lines(CURVATURE, "## The theory as tests", "gradtrace ")
+    done = gradtrace(tmp_path, diverging)
+    assert done.returncode == 3 and "non-finite value before the optimiser step" in done.stderr
+    (run,) = [d for d in run_dirs(tmp_path) if d != folder]
+    series = scalars(run)
+    assert series["sharpness/top"][0][1] == pytest.approx(30, rel=1e-5)
+    assert series["sharpness/threshold"][0][1] == pytest.approx(2 / 0.07, rel=1e-6)

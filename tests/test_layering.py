@@ -27,6 +27,8 @@ BELOW_CONFIG = [
     "gradtrace.insight.trajectory", "gradtrace.components.tasks", "gradtrace.components.networks",
     "gradtrace.components.datasets", "gradtrace.components.losses", "gradtrace.components.metrics",
     "gradtrace.components.schedules", "gradtrace.training.objective", "gradtrace.instruments.metrics",
+    "gradtrace.components.objectives", "gradtrace.instruments.curvature",
+    "gradtrace.instruments.optimum",
 ]
 
 

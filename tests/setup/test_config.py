@@ -39,7 +39,8 @@ def option_overrides(group: str, option: str, tmp_path: Path) -> list[str]:
     if group == "experiment":  # it picks the model itself
         overrides = [f"{group}={option}"]
     if group == "instruments":  # each switched on, on a run it applies to
-        overrides = ["model=regressor", f"instruments=[{option}]",
+        model = "quadratic" if option == "optimum" else "regressor"  # it needs a known optimum
+        overrides = [f"model={model}", f"instruments=[{option}]",
                      f"instruments.{option}.every_steps=1", *INSTRUMENT_NEEDS.get(option, [])]
     if (group, option) == ("data", "file"):
         path = tmp_path / "points.csv"
