@@ -4,6 +4,7 @@ what the text around them says."""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shlex
@@ -161,3 +162,19 @@ def test_the_curvature_commands_as_written(tmp_path: Path):
     series = scalars(run)
     assert series["sharpness/top"][0][1] == pytest.approx(30, rel=1e-5)
     assert series["sharpness/threshold"][0][1] == pytest.approx(2 / 0.07, rel=1e-6)
+
+
+def test_the_lessons_as_written(tmp_path: Path):
+    heavy, plain, sweep = code_lines(CURVATURE, "## Lessons as presets", "gradtrace ")
+    folder, _ = run_one(tmp_path, heavy)
+    x = [v for _, v in scalars(folder)["param/x[0]"]]
+    assert abs(x[-1]) < 1e-3  # |x| ~ 0.949^k
+    folder, _ = run_one(tmp_path, plain)
+    x = [v for _, v in scalars(folder)["param/x[0]"]]
+    assert x[-1] == pytest.approx(0.99 ** 199, rel=1e-5)  # logged at step 199: before update 200
+    done = gradtrace(tmp_path, sweep)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (folder,) = (tmp_path / "outputs" / "multirun").iterdir()
+    with (folder / "summary.csv").open() as file:
+        ranked = [row["overrides"].split()[0] for row in csv.DictReader(file)]
+    assert ranked == ["optim=momentum", "optim=sgd", "optim=adam"]
