@@ -3,6 +3,10 @@
     python scripts/bench.py [--steps 2000] [--repeats 7] [--big] [--commands] [--all]
                             [--insight] [--checkpoints] [--loaders]
 
+--curvature adds the curvature instruments (sharpness, hessian_trace, grad_noise) due every step
+and every 16 steps against the loop with the element instrument alone, on the regressor and an
+MLP (Cockpit's published figures for comparison: docs/benchmarks.md).
+
 --experiments (digits_mlp and spiral_mlp by default) adds the worked classification experiments:
 their model, mini-batches, Adam and schedule as a bare loop against train() with their default
 instruments (accuracy and validation included).
@@ -312,6 +316,39 @@ def bench_experiment(experiment: str, steps: int, repeats: int, out_dir: Path) -
     return {name: statistics.median(t) / steps * 1e6 for name, t in times.items()}
 
 
+CURVATURE = ("sharpness", "hessian_trace", "grad_noise")
+
+
+def bench_curvature(model: list[str], steps: int, repeats: int, out_dir: Path) -> dict[str, float]:
+    """Each curvature instrument (gradtrace.instruments.curvature) due every step and every 16
+    steps, against the same loop with the element instrument alone; medians of the ratios."""
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        cfg = compose("train", overrides=[*model, f"trainer.steps={steps}",
+                                          f"instruments=[elements,{','.join(CURVATURE)}]"])
+    run = build_run(make_plan(cfg), str(out_dir))
+    plan, initial = run.plan, copy.deepcopy(run.model.state_dict())
+    cases = {"bare": {"elements": plan.instruments["elements"]}}
+    for name in CURVATURE:
+        target, _ = plan.instruments[name]
+        for every in (1, 16):
+            cases[f"{name} every {every}"] = {"elements": plan.instruments["elements"],
+                                             name: (target, every)}
+    times: dict[str, list[float]] = {case: [] for case in cases}
+    for _ in range(repeats):  # interleaved
+        for case, chosen in cases.items():
+            run.model.load_state_dict(initial)
+            optimizer = plan.optim.build(run.model.parameters())
+            instruments = build_instruments(replace(plan, instruments=chosen),
+                                            replace(run.context, optimizer=optimizer))
+            stream = batches(run.train_data, plan.batch_size, plan.seed, run.device)
+            start = time.perf_counter()
+            train(model=run.model, loss_fn=run.loss_fn, optimizer=optimizer, batches=stream,
+                  instruments=instruments, logger=NullLogger(""), steps=steps)
+            times[case].append(time.perf_counter() - start)
+    bare = statistics.median(times["bare"])
+    return {case: statistics.median(t) / bare for case, t in times.items() if case != "bare"}
+
+
 BIG = {  # name: (overrides, steps)
     "mlp 1M, batch 256": (bench_commands.MLP, 100),
     "linear, 1M x 100 full": (bench_commands.LINEAR, 20),
@@ -323,6 +360,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--examples", nargs="+", default=["scalar", "linear", "regressor"])
+    parser.add_argument("--curvature", action="store_true",
+                        help="also the curvature instruments' overheads (regressor, MLP)")
     parser.add_argument("--experiments", nargs="*", default=["digits_mlp", "spiral_mlp"],
                         help="worked classification experiments to time (none: skip)")
     parser.add_argument("--insight", action="store_true", help="also time gradient insight")
@@ -368,6 +407,15 @@ def main() -> None:
                 t = bench_experiment(experiment, args.steps, args.repeats, Path(tmp))
                 print(f"{experiment:<20} {t['bare']:8.1f} {t['trainer']:8.1f} {t['logged']:8.1f} "
                       f"{t['trainer'] / t['bare']:12.3f}x {t['logged'] / t['bare']:11.3f}x")
+    if args.curvature:
+        models = {"regressor": ["model=regressor"],
+                  "mlp, batches of 64": ["model=mlp", "data.batch_size=64"]}
+        print(f"\ncurvature instruments: time / (loop with elements alone), medians of "
+              f"{args.repeats}, {min(args.steps, 320)} steps")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, model in models.items():
+                ratios = bench_curvature(model, min(args.steps, 320), args.repeats, Path(tmp))
+                print(f"{name:<20} " + "  ".join(f"{case} {r:.2f}x" for case, r in ratios.items()))
     if args.big:
         with tempfile.TemporaryDirectory() as tmp:
             for name, (overrides, steps) in BIG.items():
