@@ -17,7 +17,7 @@ classes (or binary) contract.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -157,7 +157,3 @@ def check_loss(loss_fn: Callable[..., Any], target: str, preds: torch.Tensor,
             f"e.g. the mean over the batch"
         )
 
-
-def class_count(preds: torch.Tensor, kind: str) -> Optional[int]:
-    """C of a classifier's logits [N, C, ...]; None for other tasks."""
-    return int(preds.shape[1]) if kind == CLASSES else None

@@ -20,6 +20,7 @@ import math
 from typing import Any, Callable, Optional
 
 import torch
+from torch.func import functional_call, grad, vmap
 
 from gradtrace.errors import require
 from gradtrace.training.instruments import RunContext, StepView
@@ -178,8 +179,6 @@ class GradNoise:
         self.names = [n for n, p in context.model.named_parameters() if p.requires_grad]
 
     def measure(self, view: StepView) -> dict[str, float]:
-        from torch.func import functional_call, grad, vmap
-
         model, loss_fn = self.model, self.loss_fn
         params = {n: p.detach() for n, p in model.named_parameters() if n in self.names}
         buffers = dict(model.named_buffers())

@@ -18,6 +18,7 @@ from gradtrace.training.probe import Probe
 
 class Elements:
     tag_prefix = ""  # its tags are gradtrace's own: param/..., grad/..., grad_norm/total
+    tags_under = ("param/", "grad/", "param_norm/", "grad_norm/")
 
     def __init__(self, max_elements: int) -> None:
         self.max_elements = max_elements

@@ -14,6 +14,7 @@ from gradtrace.training.instruments import RunContext, StepView
 
 class Explain:
     tag_prefix = ""
+    tags_under = ()  # text only: explain
 
     def __init__(self, steps: int, max_elements: int) -> None:
         self.steps = steps

@@ -16,6 +16,7 @@ from gradtrace.training.instruments import RunContext, StepView
 
 class GradientCheck:
     tag_prefix = ""  # its keys are grad_check/...
+    tags_under = ("grad_check/",)
 
     def __init__(self, tolerance: float, abs_tolerance: float, step_size: float,
                  strict: bool) -> None:

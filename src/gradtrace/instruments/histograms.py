@@ -11,6 +11,7 @@ from gradtrace.training.probe import Probe
 
 class Histograms:
     tag_prefix = ""
+    tags_under = ()  # histograms only
 
     def __init__(self, max_elements: int) -> None:
         self.max_elements = max_elements

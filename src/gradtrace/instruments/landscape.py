@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 class LandscapePath:
     tag_prefix = ""
+    tags_under = ()  # an image only
 
     def __init__(self, enabled: bool, max_elements: int, resolution: int,
                  axes: Optional[list[str]], margin: float, max_samples: int) -> None:

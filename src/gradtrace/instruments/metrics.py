@@ -10,6 +10,7 @@ from gradtrace.training.instruments import RunContext, StepView
 
 class Metrics:
     tag_prefix = ""  # accuracy/train, not metrics/accuracy/train
+    tags_under = ()  # the run's <metric>/train, which the run knows
 
     def setup(self, context: RunContext) -> bool:
         self.metrics = {f"{name}/train": metric for name, metric in context.metrics.items()}

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 class Validation:
     tag_prefix = ""
+    tags_under = ()  # loss/val and <metric>/val, which the run knows
 
     def setup(self, context: RunContext) -> bool:
         if context.val_data is None or not context.is_main:

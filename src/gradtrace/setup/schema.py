@@ -258,7 +258,8 @@ class TrainConfig:
 def check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
     """Every key of a schema node is a field of its dataclass: `+trainer.new=1` or `+foo=1` (the
     `+` adds a key Hydra's struct mode would refuse) is one line, never silently ignored."""
-    names = [f.name for f in fields(schema)]
+    types = {f.name: f.type for f in fields(schema)}
+    names = list(types)
     for key in map(str, node.keys() if isinstance(node, DictConfig) else ()):
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
@@ -266,7 +267,7 @@ def check_known_keys(node: Any, schema: type, prefix: str = "") -> None:
             where = prefix.rstrip(".") or "the top level"
             raise ConfigError(f"{prefix}{key} is not a setting{hint}; {where} takes "
                               f"{', '.join(names)}: drop it with ~{prefix}{key}")
-        kind = next(f.type for f in fields(schema) if f.name == key)
+        kind = types[key]
         nested = SCHEMA_TYPES.get(kind if isinstance(kind, str) else getattr(kind, "__name__", ""))
         if nested is not None:
             check_known_keys(node[key], nested, f"{prefix}{key}.")

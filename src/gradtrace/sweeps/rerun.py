@@ -28,8 +28,14 @@ DROP_HYDRA = ("hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweepe
 
 
 def rerun_command(job: Job, python: str = "python") -> list[str]:
-    """argv that completes `job` in its own folder."""
+    """argv that completes `job` in its own folder: from its checkpoint; or, with none, anew in
+    its folder (which holds the failed attempt)."""
     resume = bool(checkpoint.checkpoints(job.folder))
+    return _train_command(job, python) + ["trainer.resume=true" if resume else "trainer.overwrite=true"]
+
+
+def _train_command(job: Job, python: str) -> list[str]:
+    """argv that trains `job` again in its own folder, with its overrides and config folders."""
     hydra = _hydra_config(job)
     argv = [python, *_launcher(job.folder), *TRAIN]
     for source in hydra.get("runtime", {}).get("config_sources", []):
@@ -38,9 +44,7 @@ def rerun_command(job: Job, python: str = "python") -> list[str]:
     hydra_overrides = [o for o in hydra.get("overrides", {}).get("hydra", [])
                        if not str(o).startswith(DROP_HYDRA)]
     # Quoted for Hydra's override grammar: a sweep job's folder name holds '=' and ','.
-    argv += [*job.overrides, *map(str, hydra_overrides), f"hydra.run.dir='{job.folder}'"]
-    # From its checkpoint; or, with none, anew in its folder (which holds the failed attempt).
-    return argv + (["trainer.resume=true"] if resume else ["trainer.overwrite=true"])
+    return argv + [*job.overrides, *map(str, hydra_overrides), f"hydra.run.dir='{job.folder}'"]
 
 
 def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable) -> list[str]:
@@ -50,10 +54,7 @@ def resume_command(run_dir: Path, extra: list[str], python: str = sys.executable
     keys = {o.partition("=")[0].lstrip("+~") for o in extra}
     task = [o for o in task if not o.startswith(("trainer.resume=", "trainer.overwrite="))
             and o.partition("=")[0].lstrip("+~") not in keys]
-    job = Job(run_dir, 0, [*task, *extra], None)
-    argv = rerun_command(job, python)
-    argv = [a for a in argv if a != "trainer.overwrite=true"]
-    return argv if "trainer.resume=true" in argv else [*argv, "trainer.resume=true"]
+    return _train_command(Job(run_dir, 0, [*task, *extra], None), python) + ["trainer.resume=true"]
 
 
 def read_overrides(path: Path) -> list[str]:

@@ -271,9 +271,9 @@ def train_plan(
 
 def check_logged(plan: Plan, run: Run, metric_tags: list[str]) -> None:
     """Refuse, before step 0, an objective (or early-stopping metric) tag that this run never
-    logs. Known: the loss tags, the metrics', optim/lr, the element instrument's tags and
-    <name>/... of every instrument with its own prefix; an instrument of a user's with
-    tag_prefix "" may log anything, and then any tag is taken."""
+    logs. Known: the loss tags, the metrics', optim/lr, <name>/... of every instrument with the
+    default prefix, and what one with tag_prefix "" declares in `tags_under`; one that declares
+    nothing may log anything, and then any tag is taken."""
     groups = len(run.optimizer.param_groups)
     known = {"loss/train", "loss/final", "loss/best", *metric_tags,
              *(["optim/lr"] if groups == 1 else [f"optim/lr/group{i}" for i in range(groups)])}
@@ -281,15 +281,13 @@ def check_logged(plan: Plan, run: Run, metric_tags: list[str]) -> None:
         known |= {"loss/val", "loss/val_final"}
     if plan.trainer.clip_grad_norm is not None or plan.trainer.clip_grad_value is not None:
         known.add("grad_norm/clipped")
-    prefixes = []
+    prefixes: list[str] = []
     for name, (target, _) in plan.instruments.items():  # as configured: alike on every rank
         prefix = getattr(target.factory, "tag_prefix", f"{name}/")
-        if prefix:
-            prefixes.append(prefix)
-        elif name == "elements":
-            prefixes += ["param/", "grad/", "param_norm/", "grad_norm/"]
-        elif not target.path.startswith("gradtrace."):
-            return  # a user's instrument without a prefix: its tags cannot be known before
+        under = (prefix,) if prefix else getattr(target.factory, "tags_under", None)
+        if under is None:
+            return  # no prefix and no tags_under: its tags cannot be known before it runs
+        prefixes += under
     for key, tag in (("objective.metric", plan.objective.metric),
                      ("early_stopping.metric", plan.early_stopping.metric)):
         if tag is not None and tag not in known and not tag.startswith(tuple(prefixes)):
