@@ -158,6 +158,9 @@ def test_the_curvature_commands_as_written(tmp_path: Path):
     (diverging,) = code_lines(CURVATURE, "## The theory as tests", "gradtrace ")
     done = gradtrace(tmp_path, diverging)
     assert done.returncode == 3 and "non-finite value before the optimiser step" in done.stderr
+    assert "Traceback" not in done.stderr
+    # the page: "the one line naming the step and the threshold"
+    assert "above sharpness/threshold 28.57): lr 0.07 > 2/lambda = 0.06667" in done.stderr
     (run,) = [d for d in run_dirs(tmp_path) if d != folder]
     series = scalars(run)
     assert series["sharpness/top"][0][1] == pytest.approx(30, rel=1e-5)
@@ -178,3 +181,33 @@ def test_the_lessons_as_written(tmp_path: Path):
     with (folder / "summary.csv").open() as file:
         ranked = [row["overrides"].split()[0] for row in csv.DictReader(file)]
     assert ranked == ["optim=momentum", "optim=sgd", "optim=adam"]
+
+
+def test_the_edge_of_stability_as_written(tmp_path: Path):
+    (command,) = code_lines(CURVATURE, "## The edge of stability", "gradtrace ")
+    folder, result = run_one(tmp_path, command)
+    assert result["train_seconds"] < 180  # the issue's bound; about 15 s on this machine
+    series = scalars(folder)
+    threshold = series["sharpness/threshold"][0][1]
+    assert threshold == pytest.approx(2 / 0.1)  # 2/lr, plain gradient descent
+    steps = [step for step, _ in series["sharpness/top"]]
+    ratio = np.array([value for _, value in series["sharpness/top"]]) / threshold
+    assert steps[:3] == [0, 100, 200] and len(ratio) == 60
+    # Cohen et al.'s picture: it starts well below 2/lr ...
+    assert ratio[0] < 0.7
+    # ... rises (progressive sharpening: each logged value at least the one before, to 1%) until
+    # it reaches 2/lr ...
+    reached = int(np.argmax(ratio >= 1.0))
+    assert ratio[reached] >= 1.0 and reached > 5
+    assert np.all(ratio[1:reached + 1] >= 0.99 * ratio[:reached])
+    # ... then hovers at it: the median over the last third of the logged values near 1, and no
+    # value after it far from 2/lr (a run above it diverges on a quadratic).
+    last_third = ratio[2 * len(ratio) // 3:]
+    assert 0.85 <= np.median(last_third) <= 1.25
+    assert np.all((ratio[reached:] > 0.75) & (ratio[reached:] < 1.4))
+    # The loss keeps falling at the edge, though not monotonically.
+    loss = np.array([value for _, value in series["loss/train"]])
+    at_edge = loss[steps[reached]:]
+    assert at_edge[-1] < 0.9 * at_edge[0]
+    assert np.any(np.diff(at_edge) > 0)
+    assert result["final_loss"] == pytest.approx(loss[-1])

@@ -91,6 +91,18 @@ def test_the_linear_example_diverges_above_2_over_30_and_converges_below(tmp_pat
             "landscape.enabled=false")
 
 
+def test_a_divergence_with_sharpness_on_names_the_threshold(tmp_path):
+    # lambda = 30 (above); at lr 0.07 the threshold 2/lr is 28.57 < 30, and lr > 2/30 = 0.06667.
+    with pytest.raises(gradtrace.NonFiniteError) as caught:
+        run(tmp_path, "model=linear", "optim.lr=0.07", "trainer.steps=3000",
+            "instruments=[elements,sharpness]", "landscape.enabled=false")
+    (line,) = str(caught.value).splitlines()
+    assert "non-finite value before the optimiser step" in line
+    assert "sharpness/top was lambda = 30 at step " in line
+    assert "(above sharpness/threshold 28.57): lr 0.07 > 2/lambda = 0.06667: the top direction " \
+           "overshoots and grows." in line
+
+
 def test_heavy_ball_threshold(tmp_path):
     result = run(tmp_path, *QUADRATIC, "optim.lr=0.1", "optim.momentum=0.5", "trainer.steps=1",
                  "instruments=[elements,sharpness]")

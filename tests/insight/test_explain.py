@@ -105,3 +105,41 @@ class RecordingLogger:
 
     def log_image(self, step: int, tag: str, png: bytes) -> None:
         pass
+
+
+# With sharpness on, the explanation says how lr stands against the curvature. The linear
+# example's Hessian in (w, b) is 2 x~ x~^T with x~ = [1, 2, 3, 1]: lambda = 2 |x~|^2 = 30 at any
+# parameters, so 1/lambda = 0.0333 and 2/lambda = 0.0667; along the top eigenvector gradient
+# descent multiplies the error by 1 - 30 lr: 0.7 at lr 0.01, -0.5 at 0.05, -1.1 at 0.07.
+@pytest.mark.parametrize("lr,says", [
+    (0.01, "lr 0.01 <= 2/lambda = 0.06667: the top direction shrinks"),
+    (0.05, "1/lambda = 0.03333 < lr 0.05 <= 2/lambda = 0.06667: the top direction overshoots, "
+           "but shrinks"),
+    (0.07, "lr 0.07 > 2/lambda = 0.06667: the top direction overshoots and grows"),
+])
+def test_with_sharpness_on_the_explanation_weighs_lr_against_2_over_lambda(lr, says):
+    run = build(*LINEAR, "trainer.explain_steps=1", "instruments=[elements,sharpness,explain]",
+                f"optim.lr={lr}")
+    logger = RecordingLogger()
+    train(model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer, batches=run.batches,
+          instruments=run.instruments, logger=logger, steps=1)
+    ((_, _, markdown),) = logger.texts
+    assert f"lambda = 30, the Hessian's top eigenvalue on this batch: {says}" in markdown
+
+
+def test_with_momentum_the_limit_is_2_plus_2_mu_over_lambda():
+    # Heavy ball with mu = 0.9 is stable along a direction of curvature lambda up to
+    # lr = (2 + 2 mu)/lambda = 3.8/30 = 0.1267: lr 0.1 is below it, and 0.13 above it.
+    for lr, says in [(0.1, "lr 0.1 <= (2 + 2*0.9)/lambda = 0.1267: the top direction shrinks"),
+                     (0.13, "lr 0.13 > (2 + 2*0.9)/lambda = 0.1267: the top direction overshoots")]:
+        run = build(*LINEAR, "trainer.explain_steps=1", "instruments=[elements,sharpness,explain]",
+                    "optim=momentum", f"optim.lr={lr}")
+        logger = RecordingLogger()
+        train(model=run.model, loss_fn=run.loss_fn, optimizer=run.optimizer,
+              batches=run.batches, instruments=run.instruments, logger=logger, steps=1)
+        assert says.replace("*", "\\*") in logger.texts[0][2]  # Markdown: * escaped
+
+
+def test_without_sharpness_the_explanation_says_nothing_of_curvature():
+    explanation = explain_first_step("optim.lr=0.07")
+    assert explanation.curvature is None and "lambda" not in explanation.verdict()

@@ -165,3 +165,43 @@ def test_axes_must_name_the_models_elements():
                        r"elements of the model \(weight\[0,0\], weight\[0,1\], weight\[0,2\], "
                        r"bias\[0\]\), got \['weight\[0,5\]', 'bias\[0\]'\]"):
         build("model=linear", 'landscape.axes=["weight[0,5]","bias[0]"]')
+
+
+def marked_optimum(figure) -> list[np.ndarray]:
+    return [np.column_stack(ln.get_data()) for ln in figure.axes[0].lines
+            if ln.get_gid() == "optimum"]
+
+
+@pytest.mark.parametrize("model,optimum", [
+    ("rosenbrock", [1.0, 1.0]),  # (a - x)^2 + b (y - x^2)^2 = 0 at (a, a^2), a = 1
+    ("beale", [3.0, 0.5]),  # each of Beale's three terms is 0 at x = 3, y = 0.5
+])
+def test_a_2d_objectives_picture_is_its_true_contour_with_the_optimum_marked(tmp_path, model,
+                                                                             optimum):
+    _, data, figure = trained(tmp_path, f"model={model}", "optim.lr=0.001", "trainer.steps=20")
+    assert data.axes == ["x[0]", "x[1]"] and data.directions == "element"
+    (marker,) = marked_optimum(figure)
+    assert marker.tolist() == [optimum]
+    assert data.optimum_loss == 0.0  # f(x*), computed in float64, exactly 0 at both
+    # Twenty short steps stay near the start: the grid still reaches x*.
+    for axis, value in zip(data.grid, optimum):
+        assert axis.min() < value < axis.max()
+    # The contour is f itself: Rosenbrock at a grid corner, by the formula.
+    if model == "rosenbrock":
+        x, y = data.grid[0][0], data.grid[1][0]
+        assert data.losses[0, 0] == pytest.approx((1 - x) ** 2 + 100 * (y - x * x) ** 2,
+                                                  rel=1e-12)
+
+
+def test_a_one_dimensional_objective_marks_its_optimum_on_the_curve(tmp_path):
+    # f = 1/2 * 4 (x - 2)^2: minimum 0 at x* = 2
+    _, data, figure = trained(tmp_path, "model=quadratic", "model.eigenvalues=[4.0]",
+                              "model.start=[0.0]", "model.optimum=[2.0]", "trainer.steps=3")
+    assert data.kind == "curve"
+    (marker,) = marked_optimum(figure)
+    assert marker.tolist() == [[2.0, 0.0]]
+
+
+def test_a_network_has_no_optimum_to_mark(tmp_path):
+    _, data, figure = trained(tmp_path, "model=linear", "trainer.steps=3")
+    assert data.optimum is None and not marked_optimum(figure)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -52,6 +52,7 @@ class StepExplanation:
     hidden: list[str]  # tensors too large to list element by element
     loss_before: float
     loss_after: float  # the same batch, parameters after the step
+    curvature: Optional[str] = None  # how lr stands against the Hessian's top eigenvalue
 
     @property
     def loss_fell(self) -> bool:
@@ -73,9 +74,10 @@ class StepExplanation:
             if self.plain_gradient_step
             else f"{self.optimizer} applied its own update, not -lr*grad"
         )
+        curvature = f"; {self.curvature}" if self.curvature else ""
         return (
             f"step {self.step}: loss {self.loss_before:.6g} -> {self.loss_after:.6g} on this "
-            f"batch, {fell} by {abs(change):.6g}; {rule}"
+            f"batch, {fell} by {abs(change):.6g}; {rule}{curvature}"
         )
 
     def cells(self) -> list[tuple[str, ...]]:
@@ -145,7 +147,8 @@ class StepExplainer:
 
     @torch.no_grad()
     def after_step(
-        self, step: int, before: Snapshot, inputs: torch.Tensor, targets: torch.Tensor
+        self, step: int, before: Snapshot, inputs: torch.Tensor, targets: torch.Tensor,
+        curvature: Optional[str] = None,
     ) -> StepExplanation:
         """Explain the step just taken from `before`, and print the table."""
         lrs = {id(p): group["lr"] for group in self.optimizer.param_groups for p in group["params"]}
@@ -163,7 +166,7 @@ class StepExplainer:
                 rows.append(Row(element, value, g, sgd_update, new_value - value, new_value))
         loss_after = self.loss_fn(self.model(inputs), targets).item()
         explanation = StepExplanation(
-            step, type(self.optimizer).__name__, rows, hidden, before.loss, loss_after
+            step, type(self.optimizer).__name__, rows, hidden, before.loss, loss_after, curvature
         )
         log.info("explain\n%s", explanation.table())
         return explanation

@@ -21,6 +21,7 @@ than `max_samples` training samples, the losses are those of a seeded random sub
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -60,6 +61,9 @@ class LandscapeData:
     total_samples: int  # the training samples there are (more when a subset is used)
     loss_name: str
     seconds: float  # to compute all of this
+    # [1 or 2] where a known minimiser is drawn (an analytic objective's x*), and its loss
+    optimum: Optional[np.ndarray] = None
+    optimum_loss: float = float("nan")
 
 
 class Landscape:
@@ -78,8 +82,12 @@ class Landscape:
         margin: float,
         seed: int,
         max_samples: int,
+        optimum: Optional[torch.Tensor] = None,
     ) -> None:
+        """optimum: a known minimiser, every parameter element flat (an analytic objective's
+        x*): marked on the picture, which then covers it too, when the axes are elements."""
         self.model = model
+        self.optimum = None if optimum is None else optimum.detach().double().reshape(-1).cpu()
         self.loss_fn = loss_fn
         self.total_samples = len(targets)
         if len(targets) > max_samples:  # a seeded random subset: bounded time and memory
@@ -130,8 +138,13 @@ class Landscape:
             residual = (params - final) - points @ directions  # [K, P] off the slice
         span = (params[0] - final).norm().item() if len(params) else 0.0
         off_slice = residual.norm(dim=1).max().item() / span if span > 0 else 0.0
+        # x* on the picture: on element axes only (on random directions it lies off the slice).
+        optimum = None
+        if directions is None and self.optimum is not None and len(self.optimum) == len(final):
+            optimum = self.optimum[index]
+        covered = points if optimum is None else torch.cat([points, optimum[None]])
 
-        grid = [self._range(points[:, i], final_point[i]) for i in range(len(axes))]
+        grid = [self._range(covered[:, i], final_point[i]) for i in range(len(axes))]
         if len(axes) == 1:
             lattice = final.repeat(len(grid[0]), 1)  # [R, 1]
             lattice[:, 0] = grid[0]
@@ -164,6 +177,8 @@ class Landscape:
             total_samples=self.total_samples,
             loss_name=type(self.loss_fn).__name__,
             seconds=time.perf_counter() - start,
+            optimum=None if optimum is None else optimum.numpy(),
+            optimum_loss=math.nan if optimum is None else float(losses_at(self.optimum[None])[0]),
         )
 
     def _random_directions(self) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Draws a LandscapeData as a PNG: the curve or the contours, the path in order, start and end.
+"""Draws a LandscapeData as a PNG: the curve or the contours, the path in order, start and end,
+and a known optimum.
 
 Matplotlib's object API on the Agg canvas only: no pyplot, so no global figure state and no
 display needed. The path's Line2D carries gid="trajectory": its data are the plotted points.
@@ -109,6 +110,12 @@ def _start_and_end(axes, data: LandscapeData, start: tuple, end: tuple) -> None:
               label=f"start (step {data.steps[0]}): loss {data.point_losses[0]:.4g}")
     axes.plot(*end, "*", markersize=16, color="red", markeredgecolor="black", zorder=5,
               label=f"end (after the last step): loss {data.final_loss:.4g}")
+    if data.optimum is not None:
+        where = data.optimum.tolist() if data.kind == "slice" else [data.optimum[0],
+                                                                   data.optimum_loss]
+        at = ", ".join(f"{v:.4g}" for v in data.optimum)
+        axes.plot(*where, "X", markersize=12, color="white", markeredgecolor="black", zorder=4,
+                  gid="optimum", label=f"optimum x* = ({at}): loss {data.optimum_loss:.4g}")
 
 
 def save_landscape(data: LandscapeData, run_dir: str | Path) -> tuple[Figure, bytes]:

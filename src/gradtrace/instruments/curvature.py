@@ -87,6 +87,30 @@ def stability_threshold(optimizer: torch.optim.Optimizer) -> Optional[float]:
     return (2 + 2 * momentum) / group["lr"]
 
 
+def step_size_verdict(optimizer: torch.optim.Optimizer, top: float) -> str:
+    """How the step size stands against the curvature `top` (the Hessian's top eigenvalue), as a
+    quadratic model of the loss along the top eigenvector says: gradient descent multiplies that
+    direction by 1 - lr * top a step, so it shrinks smoothly up to lr = 1/top, shrinks changing
+    sign up to 2/top, and grows beyond; with heavy-ball momentum mu the limit is (2 + 2 mu)/top.
+    For example "lr 0.1 > 2/lambda = 0.0667: the top direction overshoots and grows"."""
+    threshold = stability_threshold(optimizer)
+    if threshold is None:
+        return f"no stability threshold is stated for {type(optimizer).__name__}"
+    if top <= 0:
+        return "no direction of positive curvature to overshoot"
+    lr = optimizer.param_groups[0]["lr"]
+    numerator = threshold * lr  # 2, or 2 + 2 momentum
+    momentum = (numerator - 2) / 2
+    formula = "2" if momentum == 0 else f"(2 + 2*{momentum:g})"
+    limit = numerator / top
+    if lr > limit:
+        return f"lr {lr:.4g} > {formula}/lambda = {limit:.4g}: the top direction overshoots and grows"
+    if momentum == 0 and lr > 1 / top:
+        return (f"1/lambda = {1 / top:.4g} < lr {lr:.4g} <= 2/lambda = {limit:.4g}: the top "
+                "direction overshoots, but shrinks")
+    return f"lr {lr:.4g} <= {formula}/lambda = {limit:.4g}: the top direction shrinks"
+
+
 class _Curvature:
     """The batch an instrument's products are taken on, and its own random generator."""
 
@@ -128,6 +152,7 @@ class Sharpness(_Curvature):
         require(isinstance(tolerance, (int, float)) and tolerance >= 0,
                 "instruments.sharpness.tolerance", tolerance, "a number >= 0")
         self.iterations, self.tolerance, self.top_k = iterations, float(tolerance), top_k
+        self.last: Optional[tuple[int, float]] = None  # (step, sharpness/top) measured last
 
     def measure(self, view: StepView) -> dict[str, float]:
         hvp, size = self.hvp(view)
@@ -140,7 +165,20 @@ class Sharpness(_Curvature):
         threshold = stability_threshold(self.optimizer)
         if threshold is not None:
             out["threshold"] = threshold
+        if math.isfinite(out["top"]):
+            self.last = (view.step, out["top"])
         return out
+
+    def diagnose(self) -> Optional[str]:
+        """For a run that diverged: the last sharpness against the threshold."""
+        if self.last is None:
+            return None
+        step, top = self.last
+        threshold = stability_threshold(self.optimizer)
+        against = "" if threshold is None else (
+            f" ({'above' if top > threshold else 'not above'} sharpness/threshold {threshold:.4g})")
+        return (f"sharpness/top was lambda = {top:.4g} at step {step}{against}: "
+                f"{step_size_verdict(self.optimizer, top)}.")
 
 
 class HessianTrace(_Curvature):

@@ -1,5 +1,5 @@
 """landscape: the optimiser's path (every parameter element at each due step, kept in memory,
-bounded) and, at the end, the loss around it: landscape.png in the run folder and the image
+bounded) and, at the end, the loss around it, with an analytic objective's optimum marked: landscape.png in the run folder and the image
 `landscape` in TensorBoard (gradtrace.insight.landscape, .picture). Drawn when every parameter
 tensor has at most `max_elements` elements, as for the worked examples; other runs skip it with
 a line saying why. The keys: the `landscape` config group (gradtrace.setup.schema)."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
+import torch
 from torch._utils import _flatten_dense_tensors
 
 from gradtrace.insight.landscape import Landscape
@@ -45,6 +46,7 @@ class LandscapePath:
             context.model, context.loss_fn, data.inputs.to(context.device),
             data.targets.to(context.device), resolution=self.resolution, axes=self.axes,
             margin=self.margin, seed=context.seed, max_samples=self.max_samples,
+            optimum=_known_optimum(context.model),
         )
         self.params = [p.detach() for _, p in named]  # share memory: always current
         columns = [f"param/{e}" for n, p in named for e in element_names(n, p.shape)]
@@ -72,3 +74,13 @@ class LandscapePath:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.trajectory.load_state_dict(state)
+
+
+def _known_optimum(model: torch.nn.Module) -> Optional[torch.Tensor]:
+    """An analytic objective's minimiser x* (gradtrace.components.objectives), when its one
+    parameter is `x`; None for any other model."""
+    optimum, x = getattr(model, "optimum", None), getattr(model, "x", None)
+    if isinstance(optimum, torch.Tensor) and isinstance(x, torch.Tensor) \
+            and optimum.shape == x.shape and len(list(model.parameters())) == 1:
+        return optimum
+    return None

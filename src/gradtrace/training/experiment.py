@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from gradtrace.atomic import write_atomically
-from gradtrace.errors import ConfigError, Interrupted, exit_code, output_error
+from gradtrace.errors import ConfigError, Interrupted, NonFiniteError, exit_code, output_error
 from gradtrace.instruments.checkpoints import Checkpoints
 from gradtrace.loggers.reading import Series, read_scalars
 from gradtrace.setup.build import Run, build_logger, build_run
@@ -254,6 +254,8 @@ def train_plan(
             if val_loss(result) is not None:
                 summary["loss/val_final"] = result.final["loss/val"]
             logger.log_scalars(result.steps - 1, summary)
+    except NonFiniteError as error:  # the one line says what the instruments saw before it
+        raise NonFiniteError(" ".join([str(error), *run.instruments.diagnoses()])) from None
     finally:
         logger.close()  # flushes every buffered step, also when training failed
     objective = logger.last.get(plan.objective.metric, math.nan)

@@ -9,6 +9,7 @@ step. It may also have, each optional, and each timed like `measure`:
     after_step(view) -> Mapping      on the same due steps, after optimizer.step()
     finish(view) -> Mapping          once at the end; view.stopped says why it ended
     state_dict() / load_state_dict(state)   kept in checkpoints, for a bitwise resume
+    diagnose() -> str | None         when the run diverges: a sentence for its error message
     tag_prefix: str                  the tags' prefix instead of "<name>/" ("" for none)
 
 A returned value is a number (a scalar), a torch.Tensor of several elements (a histogram), a str
@@ -226,6 +227,11 @@ class Instruments:
         for m in self.mounted:
             if m.name in state and hasattr(m.instrument, "load_state_dict"):
                 m.instrument.load_state_dict(state[m.name])
+
+    def diagnoses(self) -> list[str]:
+        """What the instruments that can say why a run diverged say (its one-line message)."""
+        said = [m.instrument.diagnose() for m in self.mounted if hasattr(m.instrument, "diagnose")]
+        return [sentence for sentence in said if sentence]
 
     def costs(self) -> dict[str, dict[str, Any]]:
         """Each instrument's own time: seconds and calls of all its hooks together, and the
