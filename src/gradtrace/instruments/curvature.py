@@ -49,18 +49,19 @@ def lanczos(hvp: Hvp, size: int, iterations: int, tolerance: float,
     """The Ritz values (ascending) of up to `iterations` Lanczos steps from a random start;
     stops once the largest moves by less than `tolerance` relative, or the Krylov space is
     exhausted. Full reorthogonalisation keeps the basis orthogonal in float32."""
+    steps = min(iterations, size)
+    basis = torch.empty(steps, size, device=device)  # [k, P]: the orthonormal Lanczos vectors
     v = torch.randn(size, generator=generator).to(device)
-    basis = [v / torch.linalg.vector_norm(v)]
+    basis[0] = v / torch.linalg.vector_norm(v)
     alphas: list[float] = []
     betas: list[float] = []
     top = math.inf
-    for _ in range(min(iterations, size)):
-        w = hvp(basis[-1])
-        alphas.append(float(w @ basis[-1]))
-        for q in basis:  # twice is enough (Kahan's rule)
-            w = w - (w @ q) * q
-        for q in basis:
-            w = w - (w @ q) * q
+    for k in range(steps):
+        w = hvp(basis[k])
+        alphas.append(float(w @ basis[k]))
+        known = basis[: k + 1]
+        w = w - known.T @ (known @ w)  # twice is enough (Kahan's rule)
+        w = w - known.T @ (known @ w)
         tridiagonal = torch.diag(torch.tensor(alphas, dtype=torch.float64))
         if betas:
             off = torch.tensor(betas, dtype=torch.float64)
@@ -71,7 +72,8 @@ def lanczos(hvp: Hvp, size: int, iterations: int, tolerance: float,
             return ritz
         top = float(ritz[-1])
         betas.append(beta)
-        basis.append(w / beta)
+        if k + 1 < steps:
+            basis[k + 1] = w / beta
     return ritz
 
 

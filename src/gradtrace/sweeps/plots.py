@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 from gradtrace.atomic import write_atomically
 from gradtrace.loggers.reading import read_scalar
+from gradtrace.sweeps.groups import SEED, Group, band
 from gradtrace.sweeps.jobs import Job, numeric, swept_keys
 
 LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up to this many
@@ -66,21 +68,31 @@ def _set_scale(ax, axis: str, values: np.ndarray) -> bool:
     return True
 
 
-def plot_summary(ranked_jobs: list[Job], path: Path, title: str) -> Path:
-    """Draw summary.png for jobs given best first."""
+def plot_summary(ranked_jobs: list[Job], path: Path, title: str,
+                 groups: Optional[list[Group]] = None) -> Path:
+    """Draw summary.png for jobs given best first; with seed groups (best first), each group's
+    mean curve and band instead of each job's curve."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    keys = swept_keys(ranked_jobs)
-    values = [job.override_values().get(keys[0], "") for job in ranked_jobs] if keys else []
+    keys = [k for k in swept_keys(ranked_jobs) if groups is None or k != SEED]
+    if groups is None:
+        values = [job.override_values().get(keys[0], "") for job in ranked_jobs] if keys else []
+    else:
+        values = [g.jobs[0].override_values().get(keys[0], "") for g in groups] if keys else []
     x = numeric(values) if len(keys) == 1 else None
     figure = Figure(figsize=(13 if x is not None else 8, 5), layout="constrained")
     FigureCanvasAgg(figure)
     figure.suptitle(title)
     axes = figure.subplots(1, 2 if x is not None else 1, squeeze=False)[0]
-    _plot_curves(axes[0], ranked_jobs, keys)
-    if x is not None:
-        _plot_final_loss(axes[1], ranked_jobs, keys[0], np.array(x))
+    if groups is None:
+        _plot_curves(axes[0], ranked_jobs, keys)
+        if x is not None:
+            _plot_final_loss(axes[1], ranked_jobs, keys[0], np.array(x))
+    else:
+        _plot_bands(axes[0], groups)
+        if x is not None:
+            _plot_group_means(axes[1], groups, keys[0], np.array(x))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     return write_atomically(path, buffer.getvalue())
@@ -145,7 +157,8 @@ def _plot_final_loss(ax, jobs: list[Job], key: str, x: np.ndarray) -> None:
     order = np.argsort(x[done])
     ax.plot(x[done][order], final[done][order], "o-", color="tab:blue", label="completed")
     if done.any():
-        best = int(np.nanargmin(np.where(done, final, np.inf)))
+        sign = -1.0 if jobs[0].mode == "max" else 1.0  # the best is the highest for mode max
+        best = int(np.argmin(np.where(done, sign * final, np.inf)))
         ax.plot(x[best], final[best], "*", markersize=16, color="tab:orange", label="best")
     log_x = _set_scale(ax, "x", x[done])
     _set_scale(ax, "y", final[done])
@@ -156,6 +169,55 @@ def _plot_final_loss(ax, jobs: list[Job], key: str, x: np.ndarray) -> None:
         ax.plot([], [], ":", color="tab:red", label="failed")
     ax.set_xlabel(key)
     objective = jobs[0].objective if jobs else "loss/final"
+    ax.set_ylabel(objective)
+    ax.set_title(f"{objective} against {key}")
+    ax.legend(fontsize="small")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _plot_bands(ax, groups: list[Group]) -> None:
+    """Each group's mean loss/train over its completed jobs, and a band of +- one sample std."""
+    from matplotlib import colormaps
+
+    colors = colormaps["viridis"](np.linspace(0, 0.9, max(1, len(groups))))
+    shown = 0
+    for rank, group in enumerate(groups):
+        done = group.completed
+        if not done:
+            continue
+        curve = band(done, "loss/train")
+        steps, mean = curve.steps, curve.mean
+        spread = np.nan_to_num(curve.std, nan=0.0)
+        label = f"group {group.number}: {group.label} (n={len(done)})" if shown < LEGEND_MAX \
+            else None
+        shown += 1
+        ax.plot(steps, mean, color=colors[rank], linewidth=2.2 if rank == 0 else 1.4, label=label)
+        ax.fill_between(steps, mean - spread, mean + spread, color=colors[rank], alpha=0.25,
+                        linewidth=0, gid=f"band {group.number}")
+        _set_scale(ax, "y", np.concatenate([mean - spread, mean + spread]))
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss/train")
+    ax.set_title("mean loss over seeds, band: +- 1 sample std (best group first)")
+    if shown:
+        ax.legend(fontsize="small", loc="best")
+    ax.grid(True, alpha=0.3)
+
+
+def _plot_group_means(ax, groups: list[Group], key: str, x: np.ndarray) -> None:
+    """The groups' mean objective against the swept number, with their 95% intervals."""
+    stats = [g.stats["objective"] for g in groups]
+    mean = np.array([st.mean for st in stats])
+    low = np.array([st.low for st in stats])
+    high = np.array([st.high for st in stats])
+    done = np.isfinite(mean)
+    order = np.argsort(x[done])
+    xs, ms = x[done][order], mean[done][order]
+    errors = np.nan_to_num(np.vstack([ms - low[done][order], high[done][order] - ms]), nan=0.0)
+    ax.errorbar(xs, ms, yerr=errors, fmt="o-", capsize=4, color="tab:blue",
+                label="mean over seeds, 95% interval")
+    _set_scale(ax, "x", xs)
+    objective = groups[0].jobs[0].objective if groups else "loss/final"
+    ax.set_xlabel(key)
     ax.set_ylabel(objective)
     ax.set_title(f"{objective} against {key}")
     ax.legend(fontsize="small")
