@@ -103,23 +103,31 @@ def metric_tags(jobs: list[Job]) -> list[str]:
                    for tag in job.result.metrics})
 
 
-def _row(rank: int, job: Job, metrics: Sequence[str] = ()) -> dict[str, str]:
+def _row(rank: int, job: Job, metrics: Sequence[str] = (), *, precise: bool = False
+         ) -> dict[str, str]:
+    """precise: every number with full precision (the CSV), not to 6 digits (the Markdown)."""
     result = job.result
     recorded = (result.metrics if result else None) or {}
+    number = _exact if precise else _number
     return {
         "rank": str(rank),
         "job": str(job.num),
         "overrides": job.label,
         "status": job.status if job.completed else f"{job.status}: {job.error_line}",
-        "objective": _number(job.score if job.completed else None),
-        **{tag: _number(recorded.get(tag)) for tag in metrics},
-        "final_loss": _number(result.final_loss if result else None),
-        "best_loss": _number(result.best_loss if result else None),
-        "val_loss": _number(result.val_loss if result else None),
+        "objective": number(job.score if job.completed else None),
+        **{tag: number(recorded.get(tag)) for tag in metrics},
+        "final_loss": number(result.final_loss if result else None),
+        "best_loss": number(result.best_loss if result else None),
+        "val_loss": number(result.val_loss if result else None),
         "steps": _number(result.steps if result else None, "d"),
         "seconds": _number(result.seconds if result else None, ".3f"),
         "folder": job.folder.name,
     }
+
+
+def _exact(value: float | None) -> str:
+    """Full precision: the shortest text that reads back as the same float; empty for None."""
+    return "" if value is None else repr(float(value))
 
 
 def write_csv(summary: Summary, path: Path) -> Path:
@@ -132,7 +140,8 @@ def write_csv(summary: Summary, path: Path) -> Path:
     writer.writerow(header)
     for rank, job in enumerate(summary.jobs, start=1):
         values = job.override_values()
-        writer.writerow(list(_row(rank, job, metrics).values()) + [values.get(k, "") for k in keys])
+        row = _row(rank, job, metrics, precise=True)
+        writer.writerow(list(row.values()) + [values.get(k, "") for k in keys])
     return write_atomically(path, file.getvalue())
 
 
@@ -140,8 +149,8 @@ STATS = ("mean", "std", "min", "max", "ci95_low", "ci95_high")
 
 
 def _full(value: float) -> str:
-    """Full precision (the shortest text that reads back as the same float); empty for NaN."""
-    return "" if value is None or math.isnan(value) else repr(float(value))
+    """Full precision; empty for NaN (a statistic that is not defined)."""
+    return "" if math.isnan(value) else _exact(value)
 
 
 def group_stat_names(summary: Summary) -> list[str]:
