@@ -15,6 +15,10 @@ import numpy as np
 import pytest
 import yaml
 
+from gradtrace.sweeps.jobs import find_jobs
+from gradtrace.sweeps.jobs import ranked as ranked_jobs
+from gradtrace.sweeps.paths import draw_paths, shared_paths
+
 from conftest import REPO, run_dirs, run_gradtrace, scalars
 from test_docs import code_lines
 
@@ -181,6 +185,19 @@ def test_the_lessons_as_written(tmp_path: Path):
     with (folder / "summary.csv").open() as file:
         ranked = [row["overrides"].split()[0] for row in csv.DictReader(file)]
     assert ranked == ["optim=momentum", "optim=sgd", "optim=adam"]
+    # "whose paths the summary draws on one picture": each line is that job's logged path
+    assert (folder / "summary_paths.png").exists()
+    assert "![every job's path](summary_paths.png)" in (folder / "summary.md").read_text()
+    jobs = ranked_jobs(find_jobs(folder))
+    figure = draw_paths(shared_paths(jobs), ["optim"], folder.name)
+    lines = {line.get_gid(): line for line in figure.axes[0].lines}
+    for job in jobs:
+        line = lines[f"path {job.num}"]
+        assert line.get_label() == f"#{job.num} {job.overrides[0]}"
+        series = scalars(job.folder)
+        logged = [[x for _, x in series["param/x[0]"]], [y for _, y in series["param/x[1]"]]]
+        np.testing.assert_allclose(np.array(line.get_data()), logged, rtol=1e-6)
+    assert list(lines["optimum"].get_data()) == [[1.0], [1.0]]  # Rosenbrock's (a, a^2), a = 1
 
 
 def test_the_edge_of_stability_as_written(tmp_path: Path):

@@ -21,9 +21,11 @@ than `max_samples` training samples, the losses are those of a seeded random sub
 from __future__ import annotations
 
 import copy
+import io
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -31,6 +33,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from gradtrace.atomic import write_atomically
 from gradtrace.errors import ConfigError
 from gradtrace.insight.gradcheck import double
 from gradtrace.insight.trajectory import Trajectory
@@ -64,6 +67,21 @@ class LandscapeData:
     # [1 or 2] where a known minimiser is drawn (an analytic objective's x*), and its loss
     optimum: Optional[np.ndarray] = None
     optimum_loss: float = float("nan")
+
+
+ARRAYS = "landscape.npz"  # in the run folder, beside landscape.png: what a sweep's summary reads
+
+
+def save_arrays(data: LandscapeData, run_dir: str | Path) -> Path:
+    """The picture's numbers as <run_dir>/landscape.npz, for a sweep's summary to draw every
+    job's path on one contour (gradtrace.sweeps.paths): numpy only, no torch to read it."""
+    buffer = io.BytesIO()
+    np.savez(buffer, kind=data.kind, directions=data.directions, axes=np.array(data.axes),
+             grid_x=data.grid[0], grid_y=data.grid[-1], losses=data.losses, points=data.points,
+             steps=data.steps, final=data.final, elements=data.params.shape[1],
+             off_slice=data.off_slice,
+             optimum=np.zeros(0) if data.optimum is None else data.optimum)
+    return write_atomically(Path(run_dir) / ARRAYS, buffer.getvalue())
 
 
 class Landscape:

@@ -1,8 +1,9 @@
 """landscape: the optimiser's path (every parameter element at each due step, kept in memory,
-bounded) and, at the end, the loss around it, with an analytic objective's optimum marked: landscape.png in the run folder and the image
-`landscape` in TensorBoard (gradtrace.insight.landscape, .picture). Drawn when every parameter
-tensor has at most `max_elements` elements, as for the worked examples; other runs skip it with
-a line saying why. The keys: the `landscape` config group (gradtrace.setup.schema)."""
+bounded) and, at the end, the loss around it, with an analytic objective's optimum marked:
+landscape.png (and its numbers, landscape.npz) in the run folder and the image `landscape` in
+TensorBoard (gradtrace.insight.landscape, .picture). Drawn when every parameter tensor has at
+most `max_elements` elements, as for the worked examples; other runs skip it with a line saying
+why. The keys: the `landscape` config group (gradtrace.setup.schema)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Optional
 import torch
 from torch._utils import _flatten_dense_tensors
 
-from gradtrace.insight.landscape import Landscape
+from gradtrace.insight.landscape import Landscape, save_arrays
 from gradtrace.insight.trajectory import Trajectory
 from gradtrace.training.instruments import RunContext, StepView
 from gradtrace.training.probe import element_names
@@ -67,6 +68,7 @@ class LandscapePath:
 
         self.data = self.landscape.compute(self.trajectory)  # kept, with the figure, to look at
         self.figure, png = save_landscape(self.data, self.run_dir)
+        save_arrays(self.data, self.run_dir)
         return {"landscape": png}
 
     def state_dict(self) -> dict[str, Any]:

@@ -87,6 +87,10 @@ def summarize(sweep_dir: str | Path, *, plot: bool = True) -> Summary:
             path = plot_summary(summary.jobs, sweep_dir / "summary.png", title=sweep_dir.name,
                                 groups=summary.groups)
             summary.files.append(path)
+            from gradtrace.sweeps.paths import PICTURE, plot_paths
+
+            paths = plot_paths(summary.jobs, sweep_dir / PICTURE, title=sweep_dir.name)
+            summary.files += [paths] if paths else []
         except Exception:  # a picture is not worth losing the table and the exit code for
             log.exception("could not draw summary.png")
     summary.files.insert(1, write_markdown(summary, sweep_dir / "summary.md"))
@@ -238,6 +242,8 @@ def write_markdown(summary: Summary, path: Path) -> Path:
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     if any(path.name == "summary.png" for path in summary.files):
         lines += ["", "![loss curves](summary.png)"]
+    if any(path.name == "summary_paths.png" for path in summary.files):
+        lines += ["", "![every job's path](summary_paths.png)"]
     if summary.failed:
         lines += ["", "## Jobs to run again", ""]
         for job in summary.failed:
