@@ -1,8 +1,11 @@
 """Screenshot TensorBoard showing a real sweep, with headless Chromium: the README's picture.
 
     python scripts/screenshot_tensorboard.py [--out docs/tensorboard.png] [--dashboard scalars]
+    python scripts/screenshot_tensorboard.py --dashboard custom_scalars \
+        --out docs/seed-groups-tensorboard.png --summary-png docs/seed-groups.png
 
-Runs a small learning-rate sweep of the scalar example in a temporary folder, starts
+Runs a small learning-rate sweep of the scalar example (for custom_scalars: of the regressor over
+five seeds, whose groups' margin charts it shows) in a temporary folder, starts
 `tensorboard --logdir <sweep folder>` on a free local port, waits until it answers, saves a
 screenshot of the dashboard, and stops the server. Needs a Chromium binary (Debian:
 `apt-get install chromium`; or pass --browser); the test suite does not.
@@ -22,11 +25,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["-m", "trainer.steps=40", "optim.lr=0.02,0.05,0.1,0.2,0.4"]
+# Seed groups (docs/guide/sweeps.md): two learning rates, five seeds each, with validation.
+SEED_SWEEP = ["-m", "model=regressor", "optim.lr=0.02,0.1", "seed=0,1,2,3,4", "trainer.steps=60",
+              "data.val_fraction=0.2", "trainer.val_every_steps=5"]
 # The scalars dashboard, loss curves only, all runs; smoothing off so curves are the raw values.
 DASHBOARDS = {
     "scalars": "#scalars&tagFilter=loss%2Ftrain&_smoothingWeight=0",
     "timeseries": "#timeseries&tagFilter=loss%2Ftrain",
     "hparams": "#hparams",
+    "custom_scalars": "#custom_scalars",  # the seed groups' margin charts
 }
 
 
@@ -69,6 +76,8 @@ def main() -> int:
     parser.add_argument("--dashboard", choices=sorted(DASHBOARDS), default="scalars")
     parser.add_argument("--browser", default=shutil.which("chromium") or shutil.which("chromium-browser"))
     parser.add_argument("--size", default="1400,900", help="window width,height in pixels")
+    parser.add_argument("--summary-png", type=Path, default=None,
+                        help="also copy the sweep's summary.png here")
     args = parser.parse_args()
     if not args.browser:
         print("error: no chromium found; apt-get install chromium, or pass --browser", file=sys.stderr)
@@ -76,9 +85,12 @@ def main() -> int:
     width, height = map(int, args.size.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *SWEEP], cwd=work,
+        sweep = SEED_SWEEP if args.dashboard == "custom_scalars" else SWEEP
+        subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *sweep], cwd=work,
                        check=True, capture_output=True)
         (sweep_dir,) = (work / "outputs" / "multirun").iterdir()
+        if args.summary_png is not None:
+            shutil.copyfile(sweep_dir / "summary.png", args.summary_png)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         tensorboard = Path(sys.executable).parent / "tensorboard"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shlex
 import statistics
 from pathlib import Path
 
@@ -14,19 +15,24 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import event_accumulator, scalars
+from conftest import REPO, event_accumulator, run_gradtrace, scalars
 from sweep_helpers import only_sweep_dir, summary_rows
 from tensorboard_server import get_json, tensorboard_server
+from test_docs import code_lines
 
 pytestmark = pytest.mark.slow  # every test here starts processes
 
-LRS, SEEDS, STEPS = ("0.01", "0.1"), (0, 1, 2), 12
+LRS = ("0.01", "0.1")
+SWEEPS = REPO / "docs" / "guide" / "sweeps.md"
 
 
-def test_a_seed_sweep_is_summarised_by_group(cli, tmp_path: Path):
-    done = cli("-m", "model=regressor", f"optim.lr={','.join(LRS)}",
-               f"seed={','.join(map(str, SEEDS))}", f"trainer.steps={STEPS}",
-               "data.val_fraction=0.2", "trainer.val_every_steps=4")
+def test_the_documented_seed_sweep_is_summarised_by_group(tmp_path: Path):
+    (command,) = code_lines(SWEEPS, "### Seeds: groups, means and intervals", "gradtrace ")
+    argv = shlex.split(command)
+    assert argv[:3] == ["gradtrace", "train", "-m"] and "optim.lr=0.01,0.1" in argv
+    assert "seed=0,1,2" in argv and "data.val_fraction=0.2" in argv
+    assert "trainer.val_every_steps=4" in argv
+    done = run_gradtrace(tmp_path, *argv[1:])
     assert done.returncode == 0, done.stderr[-3000:]
     sweep = only_sweep_dir(tmp_path)
     jobs = summary_rows(sweep)  # one row a job, still
