@@ -121,3 +121,26 @@ def test_reading_every_tag_fast_is_what_tensorboard_reads(tmp_path: Path):
         assert list(zip(got[tag].steps.tolist(), got[tag].values.tolist())) == points, tag
         one = read_scalar(tmp_path, tag)
         assert list(zip(one.steps.tolist(), one.values.tolist())) == points, tag
+
+
+def test_one_tag_at_two_offsets_in_records_of_one_length(tmp_path: Path):
+    """Rows of the same tags in two orders: records of one length that hold `loss/train` at
+    two places. read_scalar must find both kinds (the search that tries the first record's
+    offset in every record of its length finds half, and knows it by counting)."""
+    from gradtrace.loggers.reading import read_scalar
+
+    writer = EventFileWriter(tmp_path)
+    first = ScalarBlockEncoder(["loss/train", "optim/lr"])
+    second = ScalarBlockEncoder(["optim/lr", "loss/train"])
+    for start in range(0, 40, 10):  # alternating blocks of the two layouts
+        encoder = first if start % 20 == 0 else second
+        steps = np.arange(start, start + 10, dtype=np.int64)
+        values = np.column_stack([steps / 7, steps / 11]) if encoder is first else \
+            np.column_stack([steps / 11, steps / 7])
+        writer.write_records(encoder.encode(steps, 1e9 + steps, values))
+    writer.close()
+    series = read_scalar(tmp_path, "loss/train")
+    expected = [(e.step, e.value) for e in event_accumulator(tmp_path).Scalars("loss/train")]
+    assert list(zip(series.steps.tolist(), series.values.tolist())) == expected
+    assert series.steps.tolist() == list(range(40))
+    np.testing.assert_allclose(series.values, np.arange(40) / 7, rtol=1e-6)

@@ -14,7 +14,7 @@ from omegaconf.errors import ValidationError
 from gradtrace.errors import ConfigError
 from gradtrace.setup.build import build_logger
 from gradtrace.setup.plan import make_plan
-from gradtrace.setup.resolvers import folder_suffix
+from gradtrace.setup.folders import folder_suffix
 
 from conftest import CONFIGS, build, compose_config
 

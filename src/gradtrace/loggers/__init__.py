@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Protocol
 
-import torch
+if TYPE_CHECKING:  # annotations only: reading event files back needs no torch
+    import torch
 
-if TYPE_CHECKING:
     from gradtrace.loggers.tensorboard import TensorBoardLogger
 
 HParams = Mapping[str, "float | int | str | bool"]

@@ -51,13 +51,13 @@ def read_scalar(run_dir: str | os.PathLike, tag: str) -> Series:
     for number, buffer in enumerate(_files(run_dir)):
         data = np.frombuffer(buffer, dtype=np.uint8)
         starts, ends = _bounds(buffer)
-        hits = _find_all(buffer, head)
+        hits = _find_all(buffer, head, starts, ends)
         record = np.searchsorted(starts, hits, side="right") - 1
         inside = record >= 0
         inside[inside] = hits[inside] + len(head) + 4 <= ends[record[inside]]
         hits, record = hits[inside], record[inside]
-        record, first = np.unique(record, return_index=True)  # one value per record
-        hits = hits[first]
+        first = np.r_[True, record[1:] != record[:-1]][: len(record)]  # one value a record
+        record, hits = record[first], hits[first]
         event = _events(data, starts[record], ends[record])
         parts.append((_steps(data, starts[record][event]), _floats(data, hits[event] + len(head)),
                       _position(number, hits[event])))
@@ -193,9 +193,31 @@ def _floats(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return raw.view("<f4")[:, 0].astype(np.float64) if len(positions) else np.zeros(0)
 
 
-def _find_all(buffer: bytes, pattern: bytes) -> np.ndarray:
-    found = re.finditer(re.escape(pattern), buffer)
-    return np.fromiter((match.start() for match in found), dtype=np.int64)
+def _find_all(buffer: bytes, pattern: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Where `pattern` starts in `buffer`, every occurrence, in order. Records of one length
+    written by one logger hold it at one offset: it is looked for in the first record of each
+    length and tried, in numpy, at that offset in all the others. When those confirmed are all
+    there are (bytes.count), that is the answer; records of mixed layouts fall back to a search
+    match by match (a Python step per match: 0.15 s for 100,000)."""
+    total = buffer.count(pattern)
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    width, expected = len(pattern), np.frombuffer(pattern, dtype=np.uint8)
+    lengths = ends - starts
+    kinds, first = np.unique(lengths, return_index=True)
+    found = []
+    for length, record in zip(kinds, first):
+        offset = buffer.find(pattern, int(starts[record]), int(ends[record]))
+        if offset < 0:
+            continue
+        at = starts[lengths == length] + (offset - starts[record])
+        found.append(at[(data[at[:, None] + np.arange(width)] == expected).all(1)])
+    hits = np.sort(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    if len(hits) == total:
+        return hits
+    matches = re.finditer(re.escape(pattern), buffer)
+    return np.fromiter((match.start() for match in matches), dtype=np.int64)
 
 
 def _varint_length(data: np.ndarray, position: int) -> int:

@@ -73,7 +73,7 @@ def write_aggregate(sweep_dir: Path, groups: list[Group], metrics: Sequence[str]
 def group_folder(group: Group) -> str:
     """The group's run name: what sets it apart, made safe for a folder name ("all" for a sweep
     of seeds alone)."""
-    from gradtrace.setup.resolvers import folder_suffix
+    from gradtrace.setup.folders import folder_suffix
 
     return folder_suffix(",".join(group.differs)).lstrip("_") or "all"
 

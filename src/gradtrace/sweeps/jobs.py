@@ -19,7 +19,7 @@ from typing import Any, Optional
 from omegaconf import OmegaConf
 
 from gradtrace.atomic import write_atomically
-from gradtrace.setup.resolvers import folder_suffix
+from gradtrace.setup.folders import folder_suffix
 from gradtrace.sweeps.result import COMPLETED, FAILED, INTERRUPTED, JobResult, read_result
 
 UNFINISHED = "unfinished"  # a folder but no result.json: still running, or killed

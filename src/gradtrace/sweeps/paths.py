@@ -90,7 +90,8 @@ def draw_paths(paths: list[Path2D], keys: list[str], title: str) -> Figure:
     from matplotlib.figure import Figure
 
     base = max(paths, key=lambda p: p.area)  # the widest grid: the same function everywhere
-    figure = Figure(figsize=(8, 6.5), layout="constrained")
+    figure = Figure(figsize=(8, 6.5))
+    figure.subplots_adjust(left=0.1, right=0.97, bottom=0.09, top=0.94)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     losses = base.losses
@@ -124,6 +125,6 @@ def draw_paths(paths: list[Path2D], keys: list[str], title: str) -> Figure:
     ax.set_ylim(ys.min(), ys.max())
     ax.set_xlabel(base.axes[0])
     ax.set_ylabel(base.axes[1])
-    ax.set_title(f"{title}: each job's path (stars: where each ended)", fontsize=10)
+    ax.set_title(f"{title}: each job's path (stars: where each ended)", fontsize=10, y=1.0)
     ax.legend(fontsize="small", loc="best")
     return figure

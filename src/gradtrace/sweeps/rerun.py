@@ -19,7 +19,6 @@ from omegaconf import ListConfig, OmegaConf
 
 from gradtrace.errors import ConfigError, one_line
 from gradtrace.sweeps.jobs import Job
-from gradtrace.training import checkpoint
 
 TRAIN = ["-m", "gradtrace", "train"]  # this Python's gradtrace, wherever it is installed
 # Hydra overrides that make sense for one run of the job: not where or how a sweep ran it.
@@ -30,6 +29,8 @@ DROP_HYDRA = ("hydra/launcher", "hydra.launcher", "hydra/sweeper", "hydra.sweepe
 def rerun_command(job: Job, python: str = "python") -> list[str]:
     """argv that completes `job` in its own folder: from its checkpoint; or, with none, anew in
     its folder (which holds the failed attempt)."""
+    from gradtrace.training import checkpoint  # torch: only for a job to run again
+
     resume = bool(checkpoint.checkpoints(job.folder))
     return _train_command(job, python) + ["trainer.resume=true" if resume else "trainer.overwrite=true"]
 
@@ -72,6 +73,8 @@ def read_overrides(path: Path) -> list[str]:
 def _launcher(run_dir: Path) -> list[str]:
     """torchrun's arguments (as `python -m torch.distributed.run`) when the run's newest
     checkpoint was written by several processes: it resumes with as many; else none."""
+    from gradtrace.training import checkpoint
+
     found = checkpoint.newest_valid(run_dir)
     processes = found[1].get("world_size", 1) if found else 1
     if processes == 1:
