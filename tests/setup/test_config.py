@@ -13,8 +13,8 @@ from omegaconf.errors import ValidationError
 
 from gradtrace.errors import ConfigError
 from gradtrace.setup.build import build_logger
-from gradtrace.setup.plan import make_plan
 from gradtrace.setup.folders import folder_suffix
+from gradtrace.setup.plan import make_plan
 
 from conftest import CONFIGS, build, compose_config
 

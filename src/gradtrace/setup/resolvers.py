@@ -16,6 +16,7 @@ from gradtrace.setup.folders import folder_suffix
 from gradtrace.setup.schema import SCHEMAS, TrainConfig
 from gradtrace.training.distributed import launch
 
+
 def register_resolvers() -> None:
     """The resolvers that run and sweep folder names use (configs/train.yaml)."""
     if not OmegaConf.has_resolver("gradtrace.pid"):
