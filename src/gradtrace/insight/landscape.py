@@ -157,9 +157,10 @@ class Landscape:
         span = (params[0] - final).norm().item() if len(params) else 0.0
         off_slice = residual.norm(dim=1).max().item() / span if span > 0 else 0.0
         # x* on the picture: on element axes only (on random directions it lies off the slice).
-        optimum = None
+        optimum, at_optimum = None, math.nan
         if directions is None and self.optimum is not None and len(self.optimum) == len(final):
             optimum = self.optimum[index]
+            at_optimum = float(losses_at(self.optimum[None])[0])
         covered = points if optimum is None else torch.cat([points, optimum[None]])
 
         grid = [self._range(covered[:, i], final_point[i]) for i in range(len(axes))]
@@ -196,7 +197,7 @@ class Landscape:
             loss_name=type(self.loss_fn).__name__,
             seconds=time.perf_counter() - start,
             optimum=None if optimum is None else optimum.numpy(),
-            optimum_loss=math.nan if optimum is None else float(losses_at(self.optimum[None])[0]),
+            optimum_loss=at_optimum,
         )
 
     def _random_directions(self) -> torch.Tensor:

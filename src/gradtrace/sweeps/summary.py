@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from gradtrace.atomic import write_atomically
 from gradtrace.sweeps.aggregate import write_aggregate
@@ -79,22 +79,30 @@ def summarize(sweep_dir: str | Path, *, plot: bool = True) -> Summary:
     summary.files.append(write_csv(summary, sweep_dir / "summary.csv"))
     if summary.groups is not None:
         summary.files.append(write_groups_csv(summary, sweep_dir / "summary_groups.csv"))
-        summary.files.append(write_aggregate(sweep_dir, summary.groups, metric_tags(jobs)))
+        _also(summary, "the aggregate runs", lambda: write_aggregate(
+            sweep_dir, summary.groups or [], metric_tags(jobs)))
     if plot:
-        try:
-            from gradtrace.sweeps.plots import plot_summary  # matplotlib, imported when needed
+        from gradtrace.sweeps.paths import PICTURE, plot_paths
+        from gradtrace.sweeps.plots import plot_summary  # matplotlib, imported when needed
 
-            path = plot_summary(summary.jobs, sweep_dir / "summary.png", title=sweep_dir.name,
-                                groups=summary.groups)
-            summary.files.append(path)
-            from gradtrace.sweeps.paths import PICTURE, plot_paths
-
-            paths = plot_paths(summary.jobs, sweep_dir / PICTURE, title=sweep_dir.name)
-            summary.files += [paths] if paths else []
-        except Exception:  # a picture is not worth losing the table and the exit code for
-            log.exception("could not draw summary.png")
+        _also(summary, "summary.png", lambda: plot_summary(
+            summary.jobs, sweep_dir / "summary.png", title=sweep_dir.name, groups=summary.groups))
+        _also(summary, PICTURE, lambda: plot_paths(summary.jobs, sweep_dir / PICTURE,
+                                                   title=sweep_dir.name))
     summary.files.insert(1, write_markdown(summary, sweep_dir / "summary.md"))
     return summary
+
+
+def _also(summary: Summary, what: str, write: Callable[[], Optional[Path]]) -> None:
+    """Write one more output; a failure is logged, not raised: a picture or the aggregate runs
+    are not worth losing the tables and the exit code for."""
+    try:
+        path = write()
+    except Exception:
+        log.exception("could not write %s", what)
+        return
+    if path is not None:
+        summary.files.append(path)
 
 
 def _number(value: float | int | None, fmt: str = ".6g") -> str:
