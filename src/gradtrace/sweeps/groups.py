@@ -96,7 +96,7 @@ def seed_groups(jobs: list[Job], metrics: Sequence[str]) -> Optional[list[Group]
     keys = [key for key in swept if key != SEED]
     by_rest: dict[tuple[str, ...], list[Job]] = {}
     for job in sorted(jobs, key=lambda job: job.num):
-        rest = tuple(o for o in job.overrides if o.partition("=")[0].lstrip("+") != SEED)
+        rest = tuple(sorted(o for o in job.overrides if o.partition("=")[0].lstrip("+") != SEED))
         by_rest.setdefault(rest, []).append(job)
     groups = []
     for rest, members in by_rest.items():
