@@ -3,7 +3,8 @@ between the jobs (e.g. optim=sgd, optim=momentum, optim=adam on Rosenbrock).
 
 Drawn when the jobs' landscapes (each job's landscape.npz, gradtrace.insight.landscape) are all
 2-D pictures of every parameter element over the same two axes, and the jobs do not differ in
-their model, data or loss: then each picture's contour is the same function, the true loss, and
+their model, data, loss or experiment (nor in their seed, unless the model is an analytic
+objective without data): then each picture's contour is the same function, the true loss, and
 the one with the widest grid is drawn under every path. Any other sweep gets no such picture.
 """
 
@@ -24,7 +25,9 @@ if TYPE_CHECKING:  # matplotlib is imported when a picture is drawn
 
 ARRAYS = "landscape.npz"  # gradtrace.insight.landscape.ARRAYS, without importing torch
 PICTURE = "summary_paths.png"
-SAME_FUNCTION = ("model", "data", "loss")  # jobs that differ in these draw different functions
+# Jobs that differ in these draw different functions (an experiment patches the model); so do
+# jobs of different seeds unless the function has no data (an analytic objective, with an x*).
+SAME_FUNCTION = ("model", "data", "loss", "experiment")
 PATHS_MAX = 12  # more paths than this blur into each other: the best ones are drawn
 
 
@@ -67,6 +70,8 @@ def shared_paths(jobs: list[Job]) -> Optional[list[Path2D]]:
     found = [p for p in paths if p is not None]
     if len(found) < 2 or len({tuple(p.axes) for p in found}) != 1:
         return None
+    if "seed" in keys and any(p.optimum is None for p in found):
+        return None  # the seed drew each job's data: each contour is another function
     return found
 
 
