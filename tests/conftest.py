@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-# The suite runs on two test workers (pytest -n 2) on two cores, and most slow tests start a
-# gradtrace process: with torch's default of one thread per core that is twice as many busy
-# threads as cores, and OpenMP's spinning threads slow each other down. One torch thread per
-# process, here and in every process a test starts (they inherit it); set before torch loads.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 import subprocess
 import sys
 import tempfile
