@@ -4,6 +4,8 @@ in every case, its short path (plain gradient descent on CPU) and torch's (every
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -134,3 +136,24 @@ def test_differential_against_torch_sgd_with_hooks(seed: int) -> None:
     assert calls[0] == calls[1] == len(hooks) * len(grads)
     for ours, theirs in zip(*results):
         assert torch.equal(ours, theirs), (kwargs, hooks, closure)
+
+
+@pytest.mark.slow  # a fresh process: this one may have loaded the compiler already
+def test_a_plain_gradient_descent_run_never_imports_the_compiler(tmp_path):
+    # torch wraps Optimizer.add_param_group, zero_grad and (load_)state_dict in
+    # torch._disable_dynamo, whose first call imports torch._dynamo (about 2 s);
+    # gradtrace.components.optim.skip_compiler_import spares an eager run that import. A run
+    # with checkpoints (state_dict) and resumed from one (load_state_dict):
+    script = (
+        "import sys, gradtrace\n"
+        f"run = {str(tmp_path / 'run')!r}\n"
+        "gradtrace.run(['model=linear', 'trainer.steps=20', 'trainer.checkpoint.every_steps=5'],"
+        " run_dir=run, verbose=False)\n"
+        "gradtrace.run(['model=linear', 'trainer.steps=30', 'trainer.checkpoint.every_steps=5',"
+        " 'trainer.resume=true'], run_dir=run, verbose=False)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"

@@ -4,11 +4,32 @@ optimiser will get, its defaults included, and names the key users set."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 import torch
 
 from gradtrace.errors import ConfigError, is_finite_number, is_float32, require
+
+# torch.optim.Optimizer's methods that torch wraps in torch._disable_dynamo: the wrapper's first
+# call imports torch._dynamo, the compiler (about 2 s of every run's start-up on this project's
+# CPU, torch 2.13), only to mark the method as not to be compiled.
+DYNAMO_DISABLED = ("add_param_group", "zero_grad", "state_dict", "load_state_dict")
+
+
+def skip_compiler_import() -> None:
+    """Let those methods run as they are, without importing the compiler: the wrapper looks for
+    the disabled version of the function on the function itself (`__dynamo_disable`), and finds
+    the function. gradtrace's loop is eager, so nothing would compile them anyway; where the
+    compiler is loaded already (a user's torch.compile), nothing changes. Relies on torch's
+    private torch/_compile.py: with another torch, where the names differ, it does nothing and
+    the import happens as before."""
+    if "torch._dynamo" in sys.modules:
+        return
+    for name in DYNAMO_DISABLED:
+        function = getattr(getattr(torch.optim.Optimizer, name, None), "__wrapped__", None)
+        if function is not None and getattr(function, "__dynamo_disable", None) is None:
+            function.__dynamo_disable = function
 
 
 def _check_lr(args: Mapping[str, Any]) -> None:

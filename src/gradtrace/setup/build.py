@@ -14,6 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from gradtrace.components import data as data_module
 from gradtrace.components import metrics as metrics_module
+from gradtrace.components import optim as optim_module
 from gradtrace.components import tasks
 from gradtrace.components.data import Batch, Samples
 from gradtrace.errors import ConfigError
@@ -85,6 +86,7 @@ def build_run(plan: Plan, run_dir: str, place: World = ALONE) -> Run:
     metrics = metrics_module.resolve(plan.metrics, kind, loss_fn)
     for name, metric in metrics.items():  # each on the first batch: a wrong fit fails here
         check_metric(name, metric, preds, targets)
+    optim_module.skip_compiler_import()  # 2 s of start-up
     optimizer = plan.optim.build(model.parameters())
     scheduler = None if plan.scheduler is None else plan.scheduler.build(optimizer)
     context = RunContext(
