@@ -15,6 +15,7 @@ from torch._utils import _flatten_dense_tensors
 
 from gradtrace.insight.landscape import Landscape, save_arrays
 from gradtrace.insight.trajectory import Trajectory
+from gradtrace.instruments.optimum import known_optimum
 from gradtrace.training.instruments import RunContext, StepView
 from gradtrace.training.probe import element_names
 
@@ -78,11 +79,8 @@ class LandscapePath:
         self.trajectory.load_state_dict(state)
 
 
+
 def _known_optimum(model: torch.nn.Module) -> Optional[torch.Tensor]:
-    """An analytic objective's minimiser x* (gradtrace.components.objectives), when its one
-    parameter is `x`; None for any other model."""
-    optimum, x = getattr(model, "optimum", None), getattr(model, "x", None)
-    if isinstance(optimum, torch.Tensor) and isinstance(x, torch.Tensor) \
-            and optimum.shape == x.shape and len(list(model.parameters())) == 1:
-        return optimum
-    return None
+    """An analytic objective's minimiser x*, when x is its one parameter; None otherwise."""
+    known = known_optimum(model)
+    return known[1] if known is not None and len(list(model.parameters())) == 1 else None

@@ -4,21 +4,28 @@ tensor of x's shape and a `minimum` number). Left out for any other model."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from gradtrace.training.instruments import RunContext, StepView
 
 
+def known_optimum(model: torch.nn.Module) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """(x, x*) for a model that knows its optimum; None for any other."""
+    optimum, x = getattr(model, "optimum", None), getattr(model, "x", None)
+    if isinstance(optimum, torch.Tensor) and isinstance(x, torch.Tensor) and optimum.shape == x.shape:
+        return x, optimum
+    return None
+
+
 class Optimum:
     def setup(self, context: RunContext) -> bool:
-        model = context.model
-        optimum = getattr(model, "optimum", None)
-        x = getattr(model, "x", None)
-        if not isinstance(optimum, torch.Tensor) or not isinstance(x, torch.Tensor) \
-                or optimum.shape != x.shape or not context.is_main:
+        known = known_optimum(context.model)
+        if known is None or not context.is_main:
             return False
-        self.x, self.optimum = x, optimum
-        self.minimum = float(getattr(model, "minimum", 0.0))
+        self.x, self.optimum = known
+        self.minimum = float(getattr(context.model, "minimum", 0.0))
         return True
 
     def measure(self, view: StepView) -> dict[str, float]:

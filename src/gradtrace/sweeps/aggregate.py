@@ -23,7 +23,8 @@ from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.custom_scalar import metadata as custom_scalars
 
 from gradtrace.loggers.events import EventFileWriter, ScalarBlockEncoder
-from gradtrace.sweeps.groups import Group, band
+from gradtrace.setup.folders import folder_suffix
+from gradtrace.sweeps.groups import Group
 
 FOLDER = "aggregate"
 CATEGORY = "seed groups: mean and sample std over seeds"
@@ -41,14 +42,13 @@ def write_aggregate(sweep_dir: Path, groups: list[Group], metrics: Sequence[str]
     tags = aggregate_tags(metrics)
     layout = margin_layout(tags)
     for group in groups:
-        done = group.completed
-        if not done:
+        if not group.completed:
             continue
         writer = EventFileWriter(staging / group_folder(group))
         try:
             writer.write_summary(layout, step=0)
             for tag in tags:
-                curve = band(done, tag)
+                curve = group.band(tag)
                 if len(curve.steps) == 0:
                     continue
                 # std is NaN where one job alone logged the step: the band is then the mean.
@@ -73,8 +73,6 @@ def write_aggregate(sweep_dir: Path, groups: list[Group], metrics: Sequence[str]
 def group_folder(group: Group) -> str:
     """The group's run name: what sets it apart, made safe for a folder name ("all" for a sweep
     of seeds alone)."""
-    from gradtrace.setup.folders import folder_suffix
-
     return folder_suffix(",".join(group.differs)).lstrip("_") or "all"
 
 

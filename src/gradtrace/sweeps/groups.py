@@ -67,10 +67,10 @@ def t_quantile(p: float, df: int) -> float:
 @dataclass
 class Group:
     number: int  # 1, 2, ...: the rank by mean objective, best first
-    overrides: list[str]  # what the group's jobs share: their overrides less the seed
-    jobs: list[Job]
+    jobs: list[Job]  # whose overrides are the same but for the seed
     stats: dict[str, Stat] = field(default_factory=dict)  # "objective", "final_loss", metric tags
     differs: list[str] = field(default_factory=list)  # key=value of the keys groups differ in
+    _bands: dict[str, Band] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
@@ -86,6 +86,12 @@ class Group:
     def seeds(self) -> list[str]:
         return [job.override_values().get(SEED, "") for job in self.jobs]
 
+    def band(self, tag: str) -> Band:
+        """`tag` over the completed jobs, read once (the picture and the aggregate run share it)."""
+        if tag not in self._bands:
+            self._bands[tag] = band(self.completed, tag)
+        return self._bands[tag]
+
 
 def seed_groups(jobs: list[Job], metrics: Sequence[str]) -> Optional[list[Group]]:
     """The sweep's jobs grouped by everything but their seed, ranked best first by the mean
@@ -99,7 +105,7 @@ def seed_groups(jobs: list[Job], metrics: Sequence[str]) -> Optional[list[Group]
         rest = tuple(sorted(o for o in job.overrides if o.partition("=")[0].lstrip("+") != SEED))
         by_rest.setdefault(rest, []).append(job)
     groups = []
-    for rest, members in by_rest.items():
+    for members in by_rest.values():
         done = [job for job in members if job.completed]
         recorded = [(job.result.metrics or {}) if job.result else {} for job in done]
         stats = {"objective": Stat.of([job.score for job in done]),
@@ -107,7 +113,7 @@ def seed_groups(jobs: list[Job], metrics: Sequence[str]) -> Optional[list[Group]
         stats.update({tag: Stat.of([m.get(tag, math.nan) for m in recorded]) for tag in metrics})
         values = members[0].override_values()
         differs = [f"{key}={values[key]}" for key in keys if key in values]
-        groups.append(Group(0, list(rest), members, stats, differs))
+        groups.append(Group(0, members, stats, differs))
     mode = next((job.mode for job in jobs if job.result), "min")
 
     def key(group: Group) -> tuple[bool, float]:

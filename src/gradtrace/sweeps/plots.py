@@ -16,7 +16,7 @@ import numpy as np
 
 from gradtrace.atomic import write_atomically
 from gradtrace.loggers.reading import read_scalar
-from gradtrace.sweeps.groups import SEED, Group, band
+from gradtrace.sweeps.groups import SEED, Group
 from gradtrace.sweeps.jobs import Job, numeric, swept_keys
 
 LEGEND_MAX = 12  # label the best jobs (and every failed one) in the legend, up to this many
@@ -189,7 +189,7 @@ def _plot_bands(ax, groups: list[Group]) -> None:
         done = group.completed
         if not done:
             continue
-        curve = band(done, "loss/train")
+        curve = group.band("loss/train")
         steps, mean = curve.steps, curve.mean
         spread = np.nan_to_num(curve.std, nan=0.0)
         label = f"group {group.number}: {group.label} (n={len(done)})" if shown < LEGEND_MAX \
