@@ -54,7 +54,33 @@ def run(argv: list[str], prog: str = "gradtrace train") -> None:
     sys.argv = [prog, *argv]  # what Hydra parses, and the name its --help shows
     with exit_when_done():  # the run is written: skip the interpreter's slow teardown
         with distributed.joined():  # under torchrun: join the other processes (alone: nothing)
-            hydra_task()
+            with known_mode(argv):
+                hydra_task()
+
+
+# What brings configs other than gradtrace's own, which might set hydra.mode.
+OWN_CONFIGS = ("--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn")
+
+
+@contextlib.contextmanager
+def known_mode(argv: list[str]) -> Iterator[None]:
+    """Before it runs anything, Hydra composes the whole config once only to read hydra.mode (a
+    config that sets it to MULTIRUN sweeps without -m), and then again to run: 0.3 s of every
+    command. gradtrace's configs never set hydra.mode, so unless the command line brings configs
+    of its own (a config folder or name, a search path) or sets hydra.mode itself, the answer
+    is known: none, and -m decides, as it would after the probe."""
+    from hydra._internal.hydra import Hydra
+
+    keys = {arg.partition("=")[0].lstrip("+~") for arg in argv}
+    if keys & {*OWN_CONFIGS, "hydra.mode", "hydra.searchpath"} or not hasattr(Hydra, "get_mode"):
+        yield
+        return
+    probe = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = probe  # type: ignore[method-assign]
 
 
 NAME_MAX = 255  # a file name's length limit, and so a config group's and a key's
